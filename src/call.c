@@ -1,0 +1,175 @@
+/*
+ * call.c: running one script function for one request.
+ *
+ * Everything that touches the Lua state for a request, pushing arguments
+ * included, runs inside one lua_pcall: an error anywhere becomes an answer
+ * (-errno, or -EIO with a log line), never a longjmp through libfuse's
+ * frames and never a panic.
+ */
+#include "luafs.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+/* The message handler: a traceback for errors, errno objects unchanged. */
+static int msghandler(lua_State *L)
+{
+	const char *msg;
+	int e;
+
+	if (luafs_is_error(L, 1, &e))
+		return 1;
+	msg = lua_tostring(L, 1);
+	if (msg == NULL) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
+			msg = lua_tostring(L, -1);
+		else
+			msg = lua_pushfstring(L, "(error object is a %s value)",
+					      luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+/*
+ * The three ways a callback fails: a negative errno, "nil, message, errno",
+ * or a raised luafs.error (handled by the caller of lua_pcall).  Returns 1
+ * when the results at first..first+n-1 are a failure, with c->result set.
+ */
+static int failure(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	lua_Integer e;
+	int isint;
+
+	if (n == 0)
+		return 0;
+	if (lua_type(L, first) == LUA_TNUMBER) {
+		e = lua_tointegerx(L, first, &isint);
+		if (isint && e >= 0)
+			return 0;
+		if (!isint || !luafs_valid_errno(-e))
+			luaL_error(L, "returned %s, which is not a negative "
+				   "errno", lua_tostring(L, first));
+		c->result = (int)e;
+		return 1;
+	}
+	if (lua_toboolean(L, first) || n < 2 || lua_isnil(L, first + 1))
+		return 0;
+	e = n >= 3 ? lua_tointegerx(L, first + 2, &isint) : (isint = 0);
+	if (!isint || !luafs_valid_errno(e))
+		luaL_error(L, "failed without an errno: %s",
+			   luaL_tolstring(L, first + 1, NULL));
+	c->result = (int)-e;
+	return 1;
+}
+
+static int protected_call(lua_State *L)
+{
+	struct luafs_call *c = lua_touserdata(L, 1);
+	int base, nargs, n;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->ops[c->op]);
+	base = lua_gettop(L);
+	nargs = c->push(L, c);
+	lua_call(L, nargs, LUA_MULTRET);
+	n = lua_gettop(L) - base + 1;
+	if (failure(L, c, base, n))
+		return 0;
+	c->result = c->take ? c->take(L, c, base, n) : 0;
+	return 0;
+}
+
+/* Logs an error with its traceback on one line. */
+static void log_error(struct luafs_call *c, const char *msg)
+{
+	char line[3072];
+	size_t o = 0;
+
+	for (; *msg && o < sizeof(line) - 8; msg++) {
+		if (*msg == '\n') {
+			line[o++] = ' ';
+			line[o++] = '|';
+			line[o++] = ' ';
+			while (msg[1] == '\t' || msg[1] == ' ')
+				msg++;
+		} else {
+			line[o++] = *msg;
+		}
+	}
+	line[o] = '\0';
+	luafs_log(LOG_ERR, "%s%s%s: %s", luafs_op_names[c->op],
+		  c->path ? " " : "", c->path ? c->path : "", line);
+}
+
+/*
+ * A handle ends with release or releasedir, whatever they answer, and with
+ * an open that failed after it stored one: libfuse never releases those.
+ * Clearing a reference never allocates, so this is safe unprotected.
+ */
+static void drop_handle(lua_State *L, struct luafs_call *c)
+{
+	switch (c->op) {
+	case OP_open:
+	case OP_create:
+	case OP_opendir:
+		if (c->result >= 0)
+			return;
+		/* fall through */
+	case OP_release:
+	case OP_releasedir:
+		luafs_handle_drop(L, c->st, c->fi);
+		break;
+	default:
+		break;
+	}
+}
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int luafs_call(struct luafs_call *c)
+{
+	long long start = luafs_host.debug ? now_us() : 0;
+	struct luafs_call *outer = luafs_current;
+	lua_State *L;
+	int top, status, e;
+
+	if (c->pin == 0 && c->fi != NULL && c->fi->fh != 0)
+		c->pin = 1 + (int)(c->fi->fh & LUAFS_FH_INDEX_MASK);
+	c->st = luafs_state_acquire(c->pin - 1);
+	L = c->st->L;
+	top = lua_gettop(L);
+	c->nfi = 0;
+	luafs_current = c;
+	lua_pushcfunction(L, msghandler);
+	lua_pushcfunction(L, protected_call);
+	lua_pushlightuserdata(L, c);
+	status = lua_pcall(L, 1, 0, top + 1);
+	if (status == LUA_ERRMEM) {
+		luafs_log(LOG_ERR, "%s %s: out of Lua memory",
+			  luafs_op_names[c->op], c->path ? c->path : "");
+		c->result = -ENOMEM;
+	} else if (luafs_is_error(L, -1, &e)) {
+		c->result = -e;
+	} else if (status != LUA_OK) {
+		log_error(c, lua_tostring(L, -1));
+		c->result = -EIO;
+	}
+	lua_settop(L, top);
+	luafs_fileinfo_expire(L, c);
+	drop_handle(L, c);
+	luafs_current = outer;
+	luafs_state_release(c->st);
+	if (luafs_host.debug)
+		luafs_log(LOG_DEBUG, "%s %s -> %d (%lld us)",
+			  luafs_op_names[c->op], c->path ? c->path : "-",
+			  c->result, now_us() - start);
+	return c->result;
+}

@@ -1,0 +1,183 @@
+/*
+ * fileinfo.c: luafs.FileInfo, a view of libfuse's struct fuse_file_info.
+ *
+ * The struct belongs to libfuse and lives only while its callback runs, so
+ * the userdata borrows it: the host clears the pointer when the callback
+ * returns, and a FileInfo kept beyond that raises "expired" instead of
+ * touching freed memory.  The userdata being handed out are anchored in the
+ * registry until then, so clearing them never races the collector.
+ */
+#include "luafs.h"
+
+#include <string.h>
+
+#define FILEINFO_MT "luafs.FileInfo"
+
+struct fileinfo {
+	struct fuse_file_info *fi;
+	int writable;		/* open, create, opendir may set the flags */
+};
+
+static const char anchors[LUAFS_MAX_FI];
+
+static struct fileinfo *check_fileinfo(lua_State *L)
+{
+	struct fileinfo *u = luaL_checkudata(L, 1, FILEINFO_MT);
+
+	if (u->fi == NULL)
+		luaL_error(L, "expired luafs.FileInfo "
+			   "(used after its callback returned)");
+	return u;
+}
+
+enum field {
+	F_FH, F_FLAGS, F_DIRECT_IO, F_KEEP_CACHE, F_NONSEEKABLE,
+	F_CACHE_READDIR, F_NOFLUSH, F_FLUSH, F_WRITEPAGE, F_FLOCK_RELEASE,
+	F_LOCK_OWNER, F_POLL_EVENTS
+};
+
+static const char *const field_names[] = {
+	"fh", "flags", "direct_io", "keep_cache", "nonseekable",
+	"cache_readdir", "noflush", "flush", "writepage", "flock_release",
+	"lock_owner", "poll_events", NULL
+};
+
+static int fileinfo_index(lua_State *L)
+{
+	struct fileinfo *u = check_fileinfo(L);
+	struct fuse_file_info *fi = u->fi;
+
+	switch (luaL_checkoption(L, 2, NULL, field_names)) {
+	case F_FH:
+		luafs_handle_push(L, luafs_current->st, fi);
+		break;
+	case F_FLAGS:
+		lua_pushinteger(L, fi->flags);
+		break;
+	case F_DIRECT_IO:
+		lua_pushboolean(L, fi->direct_io);
+		break;
+	case F_KEEP_CACHE:
+		lua_pushboolean(L, fi->keep_cache);
+		break;
+	case F_NONSEEKABLE:
+		lua_pushboolean(L, fi->nonseekable);
+		break;
+	case F_CACHE_READDIR:
+		lua_pushboolean(L, fi->cache_readdir);
+		break;
+	case F_NOFLUSH:
+		lua_pushboolean(L, fi->noflush);
+		break;
+	case F_FLUSH:
+		lua_pushboolean(L, fi->flush);
+		break;
+	case F_WRITEPAGE:
+		lua_pushboolean(L, fi->writepage);
+		break;
+	case F_FLOCK_RELEASE:
+		lua_pushboolean(L, fi->flock_release);
+		break;
+	case F_LOCK_OWNER:
+		lua_pushinteger(L, (lua_Integer)fi->lock_owner);
+		break;
+	case F_POLL_EVENTS:
+		lua_pushinteger(L, fi->poll_events);
+		break;
+	}
+	return 1;
+}
+
+static int fileinfo_newindex(lua_State *L)
+{
+	struct fileinfo *u = check_fileinfo(L);
+	struct fuse_file_info *fi = u->fi;
+	int field = luaL_checkoption(L, 2, NULL, field_names);
+	unsigned int on = lua_toboolean(L, 3);
+
+	if (field == F_FH) {
+		luafs_handle_set(L, luafs_current->st, fi, 3);
+		return 0;
+	}
+	if (!u->writable || field > F_NOFLUSH || field == F_FLAGS)
+		return luaL_error(L, "luafs.FileInfo field '%s' is read-only "
+				  "here", field_names[field]);
+	switch (field) {
+	case F_DIRECT_IO:
+		fi->direct_io = on;
+		break;
+	case F_KEEP_CACHE:
+		fi->keep_cache = on;
+		break;
+	case F_NONSEEKABLE:
+		fi->nonseekable = on;
+		break;
+	case F_CACHE_READDIR:
+		fi->cache_readdir = on;
+		break;
+	case F_NOFLUSH:
+		fi->noflush = on;
+		break;
+	}
+	return 0;
+}
+
+static int fileinfo_tostring(lua_State *L)
+{
+	struct fileinfo *u = luaL_checkudata(L, 1, FILEINFO_MT);
+
+	if (u->fi == NULL)
+		lua_pushliteral(L, "luafs.FileInfo (expired)");
+	else
+		lua_pushfstring(L, "luafs.FileInfo (flags 0x%x)",
+				(unsigned)u->fi->flags);
+	return 1;
+}
+
+void luafs_fileinfo_open(lua_State *L)
+{
+	static const luaL_Reg meta[] = {
+		{"__index", fileinfo_index},
+		{"__newindex", fileinfo_newindex},
+		{"__tostring", fileinfo_tostring},
+		{NULL, NULL}
+	};
+
+	luaL_newmetatable(L, FILEINFO_MT);
+	luaL_setfuncs(L, meta, 0);
+	lua_pop(L, 1);
+}
+
+void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
+			 int writable)
+{
+	struct luafs_call *c = luafs_current;
+	struct fileinfo *u;
+
+	if (fi == NULL) {
+		lua_pushnil(L);
+		return;
+	}
+	u = lua_newuserdatauv(L, sizeof(*u), 0);
+	u->fi = fi;
+	u->writable = writable;
+	luaL_setmetatable(L, FILEINFO_MT);
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &anchors[c->nfi++]);
+}
+
+/* Runs outside protected mode: only reads and clears existing slots. */
+void luafs_fileinfo_expire(lua_State *L, struct luafs_call *c)
+{
+	while (c->nfi > 0) {
+		const void *key = &anchors[--c->nfi];
+		struct fileinfo *u;
+
+		lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+		u = lua_touserdata(L, -1);
+		u->fi = NULL;
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+	}
+}

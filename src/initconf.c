@@ -1,0 +1,142 @@
+/*
+ * initconf.c: the two objects init(conn, cfg) receives, luafs.ConnInfo and
+ * luafs.Config: views of libfuse's struct fuse_conn_info and struct
+ * fuse_config whose fields the script reads and sets by name.  Both structs
+ * outlive init, but setting them later has no effect, so the views refuse
+ * use once the filesystem has started.
+ */
+#include "luafs.h"
+
+#include <stddef.h>
+#include <string.h>
+
+enum kind { K_UINT, K_INT, K_BOOL, K_DOUBLE };
+
+struct field {
+	const char *name;
+	size_t offset;
+	enum kind kind;
+	int writable;
+};
+
+#define CONN(f, w) { #f, offsetof(struct fuse_conn_info, f), K_UINT, w }
+static const struct field conn_fields[] = {
+	CONN(proto_major, 0), CONN(proto_minor, 0), CONN(max_write, 1),
+	CONN(max_read, 1), CONN(max_readahead, 1), CONN(capable, 0),
+	CONN(want, 1), CONN(max_background, 1), CONN(congestion_threshold, 1),
+	CONN(time_gran, 1), { NULL, 0, 0, 0 }
+};
+
+#define CFG(f, k) { #f, offsetof(struct fuse_config, f), k, 1 }
+static const struct field config_fields[] = {
+	CFG(set_gid, K_BOOL), CFG(gid, K_UINT), CFG(set_uid, K_BOOL),
+	CFG(uid, K_UINT), CFG(set_mode, K_BOOL), CFG(umask, K_UINT),
+	CFG(entry_timeout, K_DOUBLE), CFG(negative_timeout, K_DOUBLE),
+	CFG(attr_timeout, K_DOUBLE), CFG(intr, K_BOOL),
+	CFG(intr_signal, K_INT), CFG(remember, K_INT),
+	CFG(hard_remove, K_BOOL), CFG(use_ino, K_BOOL),
+	CFG(readdir_ino, K_BOOL), CFG(direct_io, K_BOOL),
+	CFG(kernel_cache, K_BOOL), CFG(auto_cache, K_BOOL),
+	CFG(no_rofd_flush, K_BOOL), CFG(ac_attr_timeout_set, K_BOOL),
+	CFG(ac_attr_timeout, K_DOUBLE), CFG(nullpath_ok, K_BOOL),
+	{ NULL, 0, 0, 0 }
+};
+
+struct view {
+	char *base;
+	const struct field *fields;
+	const char *type;
+};
+
+static const struct field *check_field(lua_State *L, struct view **vp)
+{
+	struct view *v = lua_touserdata(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	const struct field *f;
+
+	if (luafs_host.started)
+		luaL_error(L, "%s used after init returned", v->type);
+	for (f = v->fields; f->name; f++)
+		if (strcmp(f->name, name) == 0) {
+			*vp = v;
+			return f;
+		}
+	luaL_error(L, "%s has no field '%s'", v->type, name);
+	return NULL;
+}
+
+static int view_index(lua_State *L)
+{
+	struct view *v;
+	const struct field *f = check_field(L, &v);
+	char *p = v->base + f->offset;
+
+	switch (f->kind) {
+	case K_UINT:
+		lua_pushinteger(L, *(unsigned *)p);
+		break;
+	case K_INT:
+		lua_pushinteger(L, *(int *)p);
+		break;
+	case K_BOOL:
+		lua_pushboolean(L, *(int *)p);
+		break;
+	case K_DOUBLE:
+		lua_pushnumber(L, *(double *)p);
+		break;
+	}
+	return 1;
+}
+
+static int view_newindex(lua_State *L)
+{
+	struct view *v;
+	const struct field *f = check_field(L, &v);
+	char *p = v->base + f->offset;
+
+	if (!f->writable)
+		return luaL_error(L, "%s field '%s' is read-only", v->type,
+				  f->name);
+	switch (f->kind) {
+	case K_UINT:
+		*(unsigned *)p = (unsigned)luaL_checkinteger(L, 3);
+		break;
+	case K_INT:
+		*(int *)p = (int)luaL_checkinteger(L, 3);
+		break;
+	case K_BOOL:
+		*(int *)p = lua_toboolean(L, 3);
+		break;
+	case K_DOUBLE:
+		*(double *)p = luaL_checknumber(L, 3);
+		break;
+	}
+	return 0;
+}
+
+static void push_view(lua_State *L, void *base, const struct field *fields,
+		      const char *type)
+{
+	struct view *v = lua_newuserdatauv(L, sizeof(*v), 0);
+
+	v->base = base;
+	v->fields = fields;
+	v->type = type;
+	if (luaL_newmetatable(L, type)) {
+		lua_pushcfunction(L, view_index);
+		lua_setfield(L, -2, "__index");
+		lua_pushcfunction(L, view_newindex);
+		lua_setfield(L, -2, "__newindex");
+	}
+	lua_setmetatable(L, -2);
+}
+
+void luafs_conn_push(lua_State *L, struct fuse_conn_info *conn)
+{
+	push_view(L, conn, conn_fields, "luafs.ConnInfo");
+}
+
+void luafs_config_push(lua_State *L, struct fuse_config *cfg)
+{
+	push_view(L, cfg, config_fields, "luafs.Config");
+}

@@ -1,0 +1,155 @@
+/*
+ * luafs.h: the one internal header of the luafs host.
+ *
+ * The host answers every FUSE request by calling a function from a Lua
+ * script.  A request checks a Lua state out of the pool (state.c), runs the
+ * script's function under lua_pcall (call.c) through a thin shim per
+ * operation (ops.c), and turns what the script returned into the reply.
+ */
+#ifndef LUAFS_H
+#define LUAFS_H
+
+#include "config.h"
+
+#include <fuse.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+/* Every operation a script may define, in the order of fuse_operations. */
+#define LUAFS_OPS(X) \
+	X(getattr) X(readlink) X(mknod) X(mkdir) X(unlink) X(rmdir) \
+	X(symlink) X(rename) X(link) X(chmod) X(chown) X(truncate) \
+	X(open) X(read) X(write) X(statfs) X(flush) X(release) X(fsync) \
+	X(setxattr) X(getxattr) X(listxattr) X(removexattr) X(opendir) \
+	X(readdir) X(releasedir) X(fsyncdir) X(init) X(destroy) X(access) \
+	X(create) X(lock) X(utimens) X(bmap) X(ioctl) X(poll) X(write_buf) \
+	X(read_buf) X(flock) X(fallocate) X(copy_file_range) X(lseek)
+
+#define LUAFS_OP_ENUM(name) OP_##name,
+enum luafs_op { LUAFS_OPS(LUAFS_OP_ENUM) OP_COUNT };
+#undef LUAFS_OP_ENUM
+
+extern const char *const luafs_op_names[OP_COUNT];
+
+/* One Lua state that has loaded the script. */
+struct luafs_state {
+	lua_State *L;
+	int ops[OP_COUNT];	/* registry refs of the script's functions */
+	int handles;		/* registry ref of the open-handle table */
+	int index;		/* position in the pool */
+	int busy;		/* checked out by a request */
+};
+
+/* What the command line and the script decided; one per process. */
+struct luafs_host {
+	const char *script;	/* absolute path of the script */
+	const char *mountpoint;	/* absolute path of the mountpoint */
+	int script_argc;	/* arguments after "--" */
+	char **script_argv;
+	int foreground;
+	int debug;
+	int single_thread;
+	uint64_t present;	/* bit per operation the script defines */
+	struct fuse *fuse;
+	int nstates;
+	struct luafs_state *states;
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_free;
+	int init_failed;	/* init raised or returned a failure */
+	volatile int started;	/* init has run: the filesystem serves */
+	int notify_fd;		/* start-up pipe to the waiting parent, or -1 */
+};
+
+extern struct luafs_host luafs_host;
+
+/* log.c: one line per message, to stderr until daemonized, then syslog. */
+void luafs_log(int priority, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void luafs_log_use_syslog(void);
+
+/* state.c: creating states, loading the script, the pool. */
+int luafs_pool_open(int n);
+void luafs_pool_close(void);
+struct luafs_state *luafs_state_acquire(int index);
+void luafs_state_release(struct luafs_state *s);
+void luafs_pool_interrupt(void);
+void luafs_pool_uninterrupt(void);
+
+/* call.c: running a script function for one request. */
+struct luafs_call;
+typedef int (*luafs_push_fn)(lua_State *L, struct luafs_call *c);
+typedef int (*luafs_take_fn)(lua_State *L, struct luafs_call *c, int first,
+			     int n);
+struct luafs_call {
+	enum luafs_op op;
+	const char *path;
+	struct fuse_file_info *fi;
+	struct luafs_state *st;
+	luafs_push_fn push;	/* pushes the arguments, returns how many */
+	luafs_take_fn take;	/* turns results into c->result, may raise */
+	void *arg;		/* the operation's own in/out parameters */
+	int result;		/* >= 0 success, < 0 -errno */
+	int nfi;		/* FileInfo objects handed out, to expire */
+	int pin;		/* 1 + index of the state to run in, or 0 */
+};
+int luafs_call(struct luafs_call *c);
+
+/* ops.c: the fuse_operations table, NULL where the script has no function. */
+void luafs_ops_fill(struct fuse_operations *ops, uint64_t present);
+
+/* initconf.c: the conn and cfg objects that init receives. */
+void luafs_conn_push(lua_State *L, struct fuse_conn_info *conn);
+void luafs_config_push(lua_State *L, struct fuse_config *cfg);
+
+/* main.c: tells a waiting parent that start-up is over. */
+void luafs_host_started(void);
+
+/* fileinfo.c: luafs.FileInfo, borrowed for the duration of one call. */
+#define LUAFS_MAX_FI 2
+void luafs_fileinfo_open(lua_State *L);
+void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
+			 int writable);
+void luafs_fileinfo_expire(lua_State *L, struct luafs_call *c);
+
+/*
+ * handles.c: file handles that are any Lua value, kept until release.
+ * fi->fh holds the handle's reference in its state's handle table in the
+ * high bits and the state's pool index in the low bits; 0 is no handle.
+ */
+#define LUAFS_FH_INDEX_BITS 16
+#define LUAFS_FH_INDEX_MASK ((1u << LUAFS_FH_INDEX_BITS) - 1)
+void luafs_handle_set(lua_State *L, struct luafs_state *s,
+		      struct fuse_file_info *fi, int idx);
+void luafs_handle_push(lua_State *L, struct luafs_state *s,
+		       const struct fuse_file_info *fi);
+void luafs_handle_drop(lua_State *L, struct luafs_state *s,
+		       struct fuse_file_info *fi);
+
+/* stattable.c: struct stat and struct statvfs as Lua tables. */
+void luafs_push_stat(lua_State *L, const struct stat *st);
+void luafs_check_stat(lua_State *L, int idx, struct stat *st);
+struct statvfs;
+void luafs_push_statvfs(lua_State *L, const struct statvfs *sv);
+void luafs_check_statvfs(lua_State *L, int idx, struct statvfs *sv);
+
+/* constants.c: errno names, mode bits, flags, into the table at idx. */
+void luafs_set_constants(lua_State *L, int idx);
+
+/* sys.c: luafs.sys, the syscalls a passthrough needs. */
+int luafs_open_sys(lua_State *L);
+
+/* module.c: require "luafs". */
+int luaopen_luafs(lua_State *L);
+int luafs_is_error(lua_State *L, int idx, int *err);
+int luafs_valid_errno(lua_Integer e);
+void luafs_set_private(lua_State *L, int idx);
+void luafs_push_private(lua_State *L);
+extern __thread struct luafs_call *luafs_current;
+
+#endif

@@ -1,0 +1,394 @@
+/*
+ * main.c: the luafs command.  Parse the command line, check the mountpoint,
+ * load the script (so that its errors reach the terminal), create the
+ * filesystem with only the operations the script defines, mount, detach
+ * from the terminal once init has run, and serve until unmounted.
+ */
+#include "luafs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Exit codes, one per stage; documented in luafs(1). */
+enum {
+	EXIT_USAGE = 1,		/* bad command line or option */
+	EXIT_SCRIPT = 2,	/* the script did not load */
+	EXIT_MOUNT = 3,		/* mountpoint unusable or mount failed */
+	EXIT_INIT = 4,		/* init failed, or the filesystem failed */
+};
+
+static const char usage_text[] =
+"usage: luafs SCRIPT MOUNTPOINT [options] [-- script arguments]\n"
+"\n"
+"Mount the filesystem that the Lua script SCRIPT implements at MOUNTPOINT.\n"
+"\n"
+"Options:\n"
+"  -h, --help         print this help and exit\n"
+"  -V, --version      print the luafs, Lua and libfuse versions and exit\n"
+"  -f                 stay in the foreground and log to stderr\n"
+"  -d                 debug: libfuse's request trace and a luafs line per\n"
+"                     call (operation, path, result, microseconds); implies -f\n"
+"  -s                 single-threaded: serve one request at a time\n"
+"  -o OPT[,OPT...]    mount, libfuse and luafs options:\n"
+"       allow_other, default_permissions, ro, fsname=NAME, subtype=NAME,\n"
+"       auto_unmount, entry_timeout=T, attr_timeout=T, negative_timeout=T,\n"
+"       max_threads=N, max_idle_threads=N, clone_fd, and the other options\n"
+"       of mount.fuse3(8)\n"
+"\n"
+"Arguments after -- are passed to the script's chunk as `...'.\n"
+"See luafs(1) and luafs(3).\n";
+
+struct cmdline {
+	const char *script;
+	const char *mountpoint;
+	int help, version, foreground, debug, single_thread, clone_fd;
+	unsigned int max_threads, max_idle_threads;
+	int bad;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE };
+
+#define OPT(t, f, v) { t, offsetof(struct cmdline, f), v }
+static const struct fuse_opt cmdline_opts[] = {
+	OPT("-h", help, 1), OPT("--help", help, 1),
+	OPT("-V", version, 1), OPT("--version", version, 1),
+	OPT("-f", foreground, 1), OPT("-s", single_thread, 1),
+	OPT("-d", debug, 1), OPT("debug", debug, 1),
+	OPT("max_threads=%u", max_threads, 0),
+	OPT("max_idle_threads=%u", max_idle_threads, 0),
+	OPT("clone_fd", clone_fd, 1),
+	FUSE_OPT_END
+};
+
+static int cmdline_proc(void *data, const char *arg, int key,
+			struct fuse_args *out)
+{
+	struct cmdline *cl = data;
+
+	(void)out;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		if (cl->script == NULL)
+			cl->script = arg;
+		else if (cl->mountpoint == NULL)
+			cl->mountpoint = arg;
+		else {
+			fprintf(stderr, "luafs: unexpected argument '%s' "
+				"(script arguments go after --)\n", arg);
+			cl->bad = 1;
+		}
+		return 0;
+	}
+	if (arg[0] == '-') {
+		fprintf(stderr, "luafs: unknown option '%s' "
+			"(see luafs --help)\n", arg);
+		cl->bad = 1;
+		return 0;
+	}
+	return 1;	/* a -o option for libfuse, which checks it */
+}
+
+static void print_version(void)
+{
+	printf("luafs %s\n%s\nlibfuse %s (FUSE_USE_VERSION %d)\n",
+	       PACKAGE_VERSION, LUA_RELEASE, fuse_pkgversion(),
+	       FUSE_USE_VERSION);
+}
+
+/* Reads one mount point from /proc/self/mountinfo, undoing \ooo escapes. */
+static int unescape_next(const char **p, char *out, size_t size)
+{
+	const char *s = *p;
+	size_t o = 0;
+
+	while (*s && *s != ' ' && o + 1 < size) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+			out[o++] = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+					  (s[3] - '0'));
+			s += 4;
+		} else {
+			out[o++] = *s++;
+		}
+	}
+	out[o] = '\0';
+	*p = s;
+	return (int)o;
+}
+
+static int is_mounted(const char *path)
+{
+	char line[8192], mnt[PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	int found = 0, field;
+	const char *p;
+
+	if (f == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		p = line;
+		for (field = 0; field < 4 && (p = strchr(p, ' ')); field++)
+			p++;
+		if (p == NULL)
+			continue;
+		unescape_next(&p, mnt, sizeof(mnt));
+		found = strcmp(mnt, path) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Checks the mountpoint and stores its absolute path in resolved. */
+static int check_mountpoint(const char *mnt, char *resolved)
+{
+	struct stat st;
+
+	if (stat(mnt, &st) != 0) {
+		if (errno == ENOTCONN)
+			fprintf(stderr, "luafs: %s is a stale FUSE mount (its "
+				"filesystem process died); run: fusermount3 "
+				"-u %s\n", mnt, mnt);
+		else
+			fprintf(stderr, "luafs: mountpoint %s: %s\n", mnt,
+				strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "luafs: mountpoint %s is not a directory\n",
+			mnt);
+		return -1;
+	}
+	if (realpath(mnt, resolved) == NULL) {
+		fprintf(stderr, "luafs: mountpoint %s: %s\n", mnt,
+			strerror(errno));
+		return -1;
+	}
+	if (is_mounted(resolved)) {
+		fprintf(stderr, "luafs: %s is already a mountpoint; unmount it "
+			"first (fusermount3 -u %s)\n", resolved, resolved);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Detaches from the terminal.  The parent waits until the child's init has
+ * run, so that "luafs script mnt" returns once the mount is live, and exits
+ * with the child's status if start-up fails.
+ */
+static int daemonize(void)
+{
+	int fds[2], status;
+	char ok;
+	pid_t pid;
+
+	if (pipe(fds) != 0 || (pid = fork()) < 0) {
+		perror("luafs: cannot daemonize");
+		return -1;
+	}
+	if (pid > 0) {
+		close(fds[1]);
+		if (read(fds[0], &ok, 1) == 1)
+			_exit(0);
+		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+			_exit(WEXITSTATUS(status) ? WEXITSTATUS(status) :
+			      EXIT_INIT);
+		fprintf(stderr, "luafs: the filesystem process died during "
+			"start-up\n");
+		_exit(EXIT_INIT);
+	}
+	close(fds[0]);
+	setsid();
+	if (chdir("/") != 0)
+		perror("luafs: chdir /");
+	luafs_host.notify_fd = fds[1];
+	return 0;
+}
+
+void luafs_host_started(void)
+{
+	int fd, nullfd;
+
+	luafs_host.started = 1;
+	fd = luafs_host.notify_fd;
+	if (fd < 0 || luafs_host.init_failed)
+		return;
+	nullfd = open("/dev/null", O_RDWR);
+	if (nullfd >= 0) {
+		dup2(nullfd, 0);
+		dup2(nullfd, 1);
+		dup2(nullfd, 2);
+		if (nullfd > 2)
+			close(nullfd);
+	}
+	luafs_log_use_syslog();
+	if (write(fd, "", 1) != 1)
+		luafs_log(LOG_ERR, "cannot tell the parent that the mount is "
+			  "live: %m");
+	close(fd);
+	luafs_host.notify_fd = -1;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (luafs_host.fuse)
+		fuse_exit(luafs_host.fuse);
+	luafs_pool_interrupt();
+}
+
+static void set_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Blocks the unmount signals once serving is over, so destroy can run. */
+static void block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	luafs_pool_uninterrupt();
+}
+
+static int serve(struct cmdline *cl)
+{
+	struct fuse_loop_config *lc;
+	int res;
+
+	if (cl->single_thread)
+		return fuse_loop(luafs_host.fuse);
+	lc = fuse_loop_cfg_create();
+	if (lc == NULL)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(lc, (unsigned)cl->clone_fd);
+	if (cl->max_idle_threads)
+		fuse_loop_cfg_set_idle_threads(lc, cl->max_idle_threads);
+	if (cl->max_threads)
+		fuse_loop_cfg_set_max_threads(lc, cl->max_threads);
+	res = fuse_loop_mt(luafs_host.fuse, lc);
+	fuse_loop_cfg_destroy(lc);
+	return res;
+}
+
+/* Splits argv at "--": what follows belongs to the script. */
+static int split_script_args(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			luafs_host.script_argc = argc - i - 1;
+			luafs_host.script_argv = argv + i + 1;
+			return i;
+		}
+	return argc;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct cmdline cl = { 0 };
+	struct fuse_operations ops;
+	static char script[PATH_MAX], mnt[PATH_MAX];
+	char *escaped = NULL, *fsname = NULL;
+	int res = EXIT_USAGE;
+
+	luafs_host.notify_fd = -1;
+	args.argc = split_script_args(argc, argv);
+	args.argv = argv;
+	if (fuse_opt_parse(&args, &cl, cmdline_opts, cmdline_proc) != 0 ||
+	    cl.bad)
+		goto out_args;
+	if (cl.help) {
+		fputs(usage_text, stdout);
+		res = 0;
+		goto out_args;
+	}
+	if (cl.version) {
+		print_version();
+		res = 0;
+		goto out_args;
+	}
+	if (cl.script == NULL || cl.mountpoint == NULL) {
+		fprintf(stderr, "luafs: %s\n%s", cl.script ? "no mountpoint "
+			"given" : "no script given", usage_text);
+		goto out_args;
+	}
+	if (cl.debug && fuse_opt_add_arg(&args, "-d") != 0)
+		goto out_args;
+	luafs_host.foreground = cl.foreground || cl.debug;
+	luafs_host.debug = cl.debug;
+	luafs_host.single_thread = cl.single_thread;
+
+	res = EXIT_SCRIPT;
+	if (realpath(cl.script, script) == NULL) {
+		fprintf(stderr, "luafs: script %s: %s\n", cl.script,
+			strerror(errno));
+		goto out_args;
+	}
+	luafs_host.script = script;
+	res = EXIT_MOUNT;
+	if (check_mountpoint(cl.mountpoint, mnt) != 0)
+		goto out_args;
+	luafs_host.mountpoint = mnt;
+
+	res = EXIT_SCRIPT;
+	if (luafs_pool_open(1) != 0)
+		goto out_args;
+
+	/* Name the mount after the script; a user's -o fsname= wins. */
+	res = EXIT_USAGE;
+	if (fuse_opt_add_opt_escaped(&escaped, script) != 0 ||
+	    asprintf(&fsname, "-ofsname=%s", escaped) < 0 ||
+	    fuse_opt_insert_arg(&args, 1, fsname) != 0 ||
+	    fuse_opt_insert_arg(&args, 1, "-osubtype=luafs") != 0)
+		goto out_pool;
+	luafs_ops_fill(&ops, luafs_host.present);
+	luafs_host.fuse = fuse_new(&args, &ops, sizeof(ops), NULL);
+	if (luafs_host.fuse == NULL)
+		goto out_pool;
+
+	res = EXIT_MOUNT;
+	if (fuse_mount(luafs_host.fuse, mnt) != 0)
+		goto out_fuse;
+	res = EXIT_INIT;
+	if (!luafs_host.foreground && daemonize() != 0)
+		goto out_unmount;
+	set_signals();
+	if (serve(&cl) != 0 && !luafs_host.init_failed)
+		luafs_log(LOG_ERR, "the FUSE loop failed");
+	else if (!luafs_host.init_failed)
+		res = 0;
+	block_signals();
+out_unmount:
+	fuse_unmount(luafs_host.fuse);
+out_fuse:
+	fuse_destroy(luafs_host.fuse);
+out_pool:
+	luafs_pool_close();
+	free(escaped);
+	free(fsname);
+out_args:
+	fuse_opt_free_args(&args);
+	return res;
+}

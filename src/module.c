@@ -1,0 +1,187 @@
+/*
+ * module.c: require "luafs", the table a script gets: constants, luafs.sys,
+ * luafs.error, and the functions that describe the request in progress.
+ *
+ * The same module is built into the host and as a plain Lua C module
+ * (luafs.so), so that specs and users' tests running under lua5.4 have the
+ * constants and luafs.sys too; outside a request the functions that need
+ * one raise an error.
+ */
+#include "luafs.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define ERROR_MT "luafs.Error"
+
+struct luafs_host luafs_host;
+
+/* The request this thread is serving, NULL outside a callback. */
+__thread struct luafs_call *luafs_current;
+
+static const char private_key = 'p';
+
+static struct fuse_context *check_context(lua_State *L, const char *fn)
+{
+	struct fuse_context *ctx;
+
+	if (luafs_current == NULL || (ctx = fuse_get_context()) == NULL)
+		luaL_error(L, "luafs.%s: not inside a luafs callback", fn);
+	return ctx;
+}
+
+void luafs_set_private(lua_State *L, int idx)
+{
+	lua_pushvalue(L, idx);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &private_key);
+}
+
+/* The kernel accepts errors from 1 to 511 (ERESTARTSYS is 512). */
+int luafs_valid_errno(lua_Integer e)
+{
+	return e > 0 && e < 512;
+}
+
+void luafs_push_private(lua_State *L)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &private_key);
+}
+
+int luafs_is_error(lua_State *L, int idx, int *err)
+{
+	int is;
+
+	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
+		return 0;
+	luaL_getmetatable(L, ERROR_MT);
+	is = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	if (!is)
+		return 0;
+	lua_getfield(L, idx, "errno");
+	*err = (int)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	return 1;
+}
+
+/*
+ * luafs.error(errno [, message]) raises an error object that carries the
+ * errno; a callback that lets it escape answers -errno, without a log line.
+ */
+static int l_error(lua_State *L)
+{
+	lua_Integer e = luaL_checkinteger(L, 1);
+	const char *msg = luaL_optstring(L, 2, NULL);
+
+	luaL_argcheck(L, luafs_valid_errno(e), 1, "not an errno value");
+	lua_createtable(L, 0, 2);
+	lua_pushinteger(L, e);
+	lua_setfield(L, -2, "errno");
+	if (msg)
+		lua_pushstring(L, msg);
+	else
+		lua_pushstring(L, strerror((int)e));
+	lua_setfield(L, -2, "message");
+	luaL_setmetatable(L, ERROR_MT);
+	return lua_error(L);
+}
+
+static int error_tostring(lua_State *L)
+{
+	int e = 0;
+
+	luafs_is_error(L, 1, &e);
+	lua_getfield(L, 1, "message");
+	lua_pushfstring(L, "%s (errno %d)", lua_tostring(L, -1), e);
+	return 1;
+}
+
+/* luafs.context() -> { uid, gid, pid, umask, private } of the caller. */
+static int l_context(lua_State *L)
+{
+	struct fuse_context *ctx = check_context(L, "context");
+
+	lua_createtable(L, 0, 5);
+	lua_pushinteger(L, ctx->uid);
+	lua_setfield(L, -2, "uid");
+	lua_pushinteger(L, ctx->gid);
+	lua_setfield(L, -2, "gid");
+	lua_pushinteger(L, ctx->pid);
+	lua_setfield(L, -2, "pid");
+	lua_pushinteger(L, ctx->umask);
+	lua_setfield(L, -2, "umask");
+	luafs_push_private(L);
+	lua_setfield(L, -2, "private");
+	return 1;
+}
+
+/* luafs.groups() -> the caller's supplementary groups. */
+static int l_groups(lua_State *L)
+{
+	gid_t groups[256];
+	int n, i;
+
+	check_context(L, "groups");
+	n = fuse_getgroups(256, groups);
+	if (n < 0)
+		return luaL_fileresult(L, 0, "groups");
+	if (n > 256)
+		n = 256;
+	lua_createtable(L, n, 0);
+	for (i = 0; i < n; i++) {
+		lua_pushinteger(L, groups[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
+/* luafs.interrupted() -> whether the kernel interrupted this request. */
+static int l_interrupted(lua_State *L)
+{
+	check_context(L, "interrupted");
+	lua_pushboolean(L, fuse_interrupted());
+	return 1;
+}
+
+static int l_version(lua_State *L)
+{
+	lua_createtable(L, 0, 3);
+	lua_pushliteral(L, PACKAGE_VERSION);
+	lua_setfield(L, -2, "luafs");
+	lua_pushstring(L, fuse_pkgversion());
+	lua_setfield(L, -2, "fuse");
+	lua_pushliteral(L, LUA_RELEASE);
+	lua_setfield(L, -2, "lua");
+	return 1;
+}
+
+/* luafs.log(message): one line in the host's log. */
+static int l_log(lua_State *L)
+{
+	luafs_log(LOG_NOTICE, "%s", luaL_checkstring(L, 1));
+	return 0;
+}
+
+static const luaL_Reg module_funcs[] = {
+	{"error", l_error},
+	{"context", l_context},
+	{"groups", l_groups},
+	{"interrupted", l_interrupted},
+	{"version", l_version},
+	{"log", l_log},
+	{NULL, NULL}
+};
+
+int luaopen_luafs(lua_State *L)
+{
+	if (luaL_newmetatable(L, ERROR_MT)) {
+		lua_pushcfunction(L, error_tostring);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+	luaL_newlib(L, module_funcs);
+	luafs_set_constants(L, -1);
+	luafs_open_sys(L);
+	lua_setfield(L, -2, "sys");
+	return 1;
+}

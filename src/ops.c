@@ -1,0 +1,712 @@
+/*
+ * ops.c: the fuse_operations table.  Each entry is a thin shim that packs
+ * its arguments into a luafs_call, with one function that pushes them for
+ * the script and one that turns the script's results into libfuse's
+ * out-parameters.  Only the operations the script defines are registered,
+ * so the kernel's defaults apply to the rest.
+ */
+#include "luafs.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void push_path(lua_State *L, const char *path)
+{
+	if (path)
+		lua_pushstring(L, path);
+	else
+		lua_pushnil(L);
+}
+
+static int call_path(enum luafs_op op, const char *path,
+		     struct fuse_file_info *fi, luafs_push_fn push,
+		     luafs_take_fn take, void *arg)
+{
+	struct luafs_call c = {
+		.op = op, .path = path, .fi = fi,
+		.push = push, .take = take, .arg = arg,
+	};
+
+	return luafs_call(&c);
+}
+
+/* Arguments most operations share, beside the path and fi. */
+struct args {
+	const char *s;		/* second path or a name */
+	const char *data;
+	size_t size;
+	off_t offset;
+	lua_Integer n1, n2;	/* mode, flags, uid/gid, ... */
+	void *out;
+};
+
+#define ARGS(c) ((struct args *)(c)->arg)
+
+static int push_p(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	return 1;
+}
+
+static int push_p_fi(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 2;
+}
+
+static int push_p_n1(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushinteger(L, ARGS(c)->n1);
+	return 2;
+}
+
+static int push_p_n1_fi(lua_State *L, struct luafs_call *c)
+{
+	push_p_n1(L, c);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 3;
+}
+
+static int push_p_n1_n2(lua_State *L, struct luafs_call *c)
+{
+	push_p_n1(L, c);
+	lua_pushinteger(L, ARGS(c)->n2);
+	return 3;
+}
+
+static int push_p_s(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushstring(L, ARGS(c)->s);
+	return 2;
+}
+
+static int push_p_s_n1(lua_State *L, struct luafs_call *c)
+{
+	push_p_s(L, c);
+	lua_pushinteger(L, ARGS(c)->n1);
+	return 3;
+}
+
+/* Checks that result idx is an integer in [0, max]. */
+static lua_Integer take_count(lua_State *L, struct luafs_call *c, int idx,
+			      lua_Integer max)
+{
+	int isint;
+	lua_Integer n = lua_tointegerx(L, idx, &isint);
+
+	if (!isint)
+		luaL_error(L, "%s must return an integer, got %s",
+			   luafs_op_names[c->op], luaL_typename(L, idx));
+	if (n > max)
+		luaL_error(L, "%s returned %I, more than the %I asked for",
+			   luafs_op_names[c->op], n, max);
+	return n;
+}
+
+static const char *take_string(lua_State *L, struct luafs_call *c, int idx,
+			       size_t *len)
+{
+	const char *s = lua_type(L, idx) == LUA_TSTRING ?
+			lua_tolstring(L, idx, len) : NULL;
+
+	if (s == NULL)
+		luaL_error(L, "%s must return a string, got %s",
+			   luafs_op_names[c->op], luaL_typename(L, idx));
+	return s;
+}
+
+/* getattr */
+
+static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	(void)n;
+	luafs_check_stat(L, first, c->arg);
+	return 0;
+}
+
+static int op_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	return call_path(OP_getattr, path, fi, push_p_fi, take_stat, st);
+}
+
+/* readlink */
+
+static int push_readlink(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushinteger(L, (lua_Integer)ARGS(c)->size);
+	return 2;
+}
+
+static int take_readlink(lua_State *L, struct luafs_call *c, int first,
+			 int n)
+{
+	struct args *a = c->arg;
+	size_t len;
+	const char *s = take_string(L, c, first, &len);
+
+	(void)n;
+	if (len >= a->size)
+		len = a->size - 1;
+	memcpy(a->out, s, len);
+	((char *)a->out)[len] = '\0';
+	return 0;
+}
+
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+	struct args a = { .size = size, .out = buf };
+
+	if (size == 0)
+		return -EINVAL;
+	return call_path(OP_readlink, path, NULL, push_readlink,
+			 take_readlink, &a);
+}
+
+/* namespace operations */
+
+static int op_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+	struct args a = { .n1 = mode, .n2 = (lua_Integer)rdev };
+
+	return call_path(OP_mknod, path, NULL, push_p_n1_n2, NULL, &a);
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+	struct args a = { .n1 = mode };
+
+	return call_path(OP_mkdir, path, NULL, push_p_n1, NULL, &a);
+}
+
+static int op_unlink(const char *path)
+{
+	return call_path(OP_unlink, path, NULL, push_p, NULL, NULL);
+}
+
+static int op_rmdir(const char *path)
+{
+	return call_path(OP_rmdir, path, NULL, push_p, NULL, NULL);
+}
+
+/* symlink(target, linkpath): the path argument is the new link. */
+static int push_symlink(lua_State *L, struct luafs_call *c)
+{
+	lua_pushstring(L, ARGS(c)->s);
+	push_path(L, c->path);
+	return 2;
+}
+
+static int op_symlink(const char *target, const char *linkpath)
+{
+	struct args a = { .s = target };
+
+	return call_path(OP_symlink, linkpath, NULL, push_symlink, NULL, &a);
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct args a = { .s = to, .n1 = flags };
+
+	return call_path(OP_rename, from, NULL, push_p_s_n1, NULL, &a);
+}
+
+static int op_link(const char *from, const char *to)
+{
+	struct args a = { .s = to };
+
+	return call_path(OP_link, from, NULL, push_p_s, NULL, &a);
+}
+
+/* attributes */
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct args a = { .n1 = mode };
+
+	return call_path(OP_chmod, path, fi, push_p_n1_fi, NULL, &a);
+}
+
+/* (uid_t)-1 means "unchanged"; the script sees -1, as chown(2) takes. */
+static int push_chown(lua_State *L, struct luafs_call *c)
+{
+	push_p_n1_n2(L, c);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 4;
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid,
+		    struct fuse_file_info *fi)
+{
+	struct args a = {
+		.n1 = uid == (uid_t)-1 ? -1 : (lua_Integer)uid,
+		.n2 = gid == (gid_t)-1 ? -1 : (lua_Integer)gid,
+	};
+
+	return call_path(OP_chown, path, fi, push_chown, NULL, &a);
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct args a = { .n1 = size };
+
+	return call_path(OP_truncate, path, fi, push_p_n1_fi, NULL, &a);
+}
+
+static int push_utimens(lua_State *L, struct luafs_call *c)
+{
+	const struct timespec *tv = ARGS(c)->out;
+
+	push_path(L, c->path);
+	lua_pushinteger(L, tv[0].tv_sec);
+	lua_pushinteger(L, tv[0].tv_nsec);
+	lua_pushinteger(L, tv[1].tv_sec);
+	lua_pushinteger(L, tv[1].tv_nsec);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 6;
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	struct args a = { .out = (void *)tv };
+
+	return call_path(OP_utimens, path, fi, push_utimens, NULL, &a);
+}
+
+static int op_access(const char *path, int mask)
+{
+	struct args a = { .n1 = mask };
+
+	return call_path(OP_access, path, NULL, push_p_n1, NULL, &a);
+}
+
+/* open files */
+
+static int push_open(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c->fi, 1);
+	return 2;
+}
+
+static int push_create(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushinteger(L, ARGS(c)->n1);
+	luafs_fileinfo_push(L, c->fi, 1);
+	return 3;
+}
+
+/* A value returned by open, create or opendir becomes the handle. */
+static int take_handle(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	if (n > 0 && !lua_isnil(L, first))
+		luafs_handle_set(L, c->st, c->fi, first);
+	return 0;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+	return call_path(OP_open, path, fi, push_open, take_handle, NULL);
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct args a = { .n1 = mode };
+
+	return call_path(OP_create, path, fi, push_create, take_handle, &a);
+}
+
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+	return call_path(OP_opendir, path, fi, push_open, take_handle, NULL);
+}
+
+static int push_read(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushinteger(L, (lua_Integer)ARGS(c)->size);
+	lua_pushinteger(L, ARGS(c)->offset);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 4;
+}
+
+static int take_read(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	struct args *a = c->arg;
+	size_t len;
+	const char *s = take_string(L, c, first, &len);
+
+	(void)n;
+	if (len > a->size)
+		luaL_error(L, "read returned %I bytes for a read of %I",
+			   (lua_Integer)len, (lua_Integer)a->size);
+	memcpy(a->out, s, len);
+	return (int)len;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t offset,
+		   struct fuse_file_info *fi)
+{
+	struct args a = { .size = size, .offset = offset, .out = buf };
+
+	return call_path(OP_read, path, fi, push_read, take_read, &a);
+}
+
+static int push_write(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushlstring(L, ARGS(c)->data, ARGS(c)->size);
+	lua_pushinteger(L, ARGS(c)->offset);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 4;
+}
+
+static int take_write(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	(void)n;
+	return (int)take_count(L, c, first, (lua_Integer)ARGS(c)->size);
+}
+
+static int op_write(const char *path, const char *buf, size_t size,
+		    off_t offset, struct fuse_file_info *fi)
+{
+	struct args a = { .data = buf, .size = size, .offset = offset };
+
+	return call_path(OP_write, path, fi, push_write, take_write, &a);
+}
+
+static int take_statvfs(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	(void)n;
+	luafs_check_statvfs(L, first, c->arg);
+	return 0;
+}
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+	return call_path(OP_statfs, path, NULL, push_p, take_statvfs, sv);
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+	return call_path(OP_flush, path, fi, push_p_fi, NULL, NULL);
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	return call_path(OP_release, path, fi, push_p_fi, NULL, NULL);
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	return call_path(OP_releasedir, path, fi, push_p_fi, NULL, NULL);
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct args a = { .n1 = datasync };
+
+	return call_path(OP_fsync, path, fi, push_p_n1_fi, NULL, &a);
+}
+
+static int op_fsyncdir(const char *path, int datasync,
+		       struct fuse_file_info *fi)
+{
+	struct args a = { .n1 = datasync };
+
+	return call_path(OP_fsyncdir, path, fi, push_p_n1_fi, NULL, &a);
+}
+
+/* extended attributes */
+
+static int push_setxattr(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushstring(L, ARGS(c)->s);
+	lua_pushlstring(L, ARGS(c)->data, ARGS(c)->size);
+	lua_pushinteger(L, ARGS(c)->n1);
+	return 4;
+}
+
+static int op_setxattr(const char *path, const char *name, const char *value,
+		       size_t size, int flags)
+{
+	struct args a = { .s = name, .data = value, .size = size, .n1 = flags };
+
+	return call_path(OP_setxattr, path, NULL, push_setxattr, NULL, &a);
+}
+
+/* size 0 asks for the length; a value that does not fit is ERANGE. */
+static int copy_sized(struct args *a, const char *s, size_t len)
+{
+	if (len > INT32_MAX)
+		return -E2BIG;
+	if (a->size == 0)
+		return (int)len;
+	if (len > a->size)
+		return -ERANGE;
+	memcpy(a->out, s, len);
+	return (int)len;
+}
+
+static int take_getxattr(lua_State *L, struct luafs_call *c, int first,
+			 int n)
+{
+	size_t len;
+	const char *s = take_string(L, c, first, &len);
+
+	(void)n;
+	return copy_sized(c->arg, s, len);
+}
+
+static int op_getxattr(const char *path, const char *name, char *value,
+		       size_t size)
+{
+	struct args a = { .s = name, .size = size, .out = value };
+
+	return call_path(OP_getxattr, path, NULL, push_p_s, take_getxattr, &a);
+}
+
+static int take_listxattr(lua_State *L, struct luafs_call *c, int first,
+			  int n)
+{
+	luaL_Buffer b;
+	lua_Integer i, count;
+	size_t len;
+	const char *s;
+
+	(void)n;
+	if (!lua_istable(L, first))
+		luaL_error(L, "listxattr must return an array of names, got %s",
+			   luaL_typename(L, first));
+	count = luaL_len(L, first);
+	luaL_buffinit(L, &b);
+	for (i = 1; i <= count; i++) {
+		lua_rawgeti(L, first, i);
+		s = lua_tolstring(L, -1, &len);
+		if (lua_type(L, -1) != LUA_TSTRING || memchr(s, 0, len))
+			luaL_error(L, "listxattr: entry %I is not a name", i);
+		lua_pop(L, 1);
+		luaL_addlstring(&b, s, len + 1);
+	}
+	luaL_pushresult(&b);
+	s = lua_tolstring(L, -1, &len);
+	return copy_sized(c->arg, s, len);
+}
+
+static int op_listxattr(const char *path, char *list, size_t size)
+{
+	struct args a = { .size = size, .out = list };
+
+	return call_path(OP_listxattr, path, NULL, push_p, take_listxattr, &a);
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+	struct args a = { .s = name };
+
+	return call_path(OP_removexattr, path, NULL, push_p_s, NULL, &a);
+}
+
+/* readdir */
+
+struct readdir_args {
+	void *buf;
+	fuse_fill_dir_t filler;
+	off_t offset;
+	enum fuse_readdir_flags flags;
+};
+
+static int push_readdir(lua_State *L, struct luafs_call *c)
+{
+	struct readdir_args *a = c->arg;
+
+	push_path(L, c->path);
+	lua_pushinteger(L, a->offset);
+	luafs_fileinfo_push(L, c->fi, 0);
+	lua_pushinteger(L, a->flags);
+	return 4;
+}
+
+/* Fills one entry; returns 1 when the kernel's buffer is full. */
+static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
+{
+	enum fuse_fill_dir_flags fill = 0;
+	struct stat st, *stp = NULL;
+	lua_Integer off = 0;
+	const char *name;
+	int full;
+
+	if (lua_type(L, idx) == LUA_TSTRING)
+		return a->filler(a->buf, lua_tostring(L, idx), NULL, 0, 0);
+	if (!lua_istable(L, idx))
+		luaL_error(L, "readdir: an entry must be a name or a table, "
+			   "got %s", luaL_typename(L, idx));
+	lua_getfield(L, idx, "name");
+	name = lua_tostring(L, -1);
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "readdir: entry without a string 'name'");
+	if (lua_getfield(L, idx, "stat") != LUA_TNIL) {
+		luafs_check_stat(L, -1, &st);
+		stp = &st;
+		if (a->flags & FUSE_READDIR_PLUS)
+			fill = FUSE_FILL_DIR_PLUS;
+	}
+	if (lua_getfield(L, idx, "offset") != LUA_TNIL) {
+		int isint;
+
+		off = lua_tointegerx(L, -1, &isint);
+		if (!isint || off <= 0)
+			luaL_error(L, "readdir: entry '%s' has an offset that "
+				   "is not a positive integer", name);
+	}
+	full = a->filler(a->buf, name, stp, (off_t)off, fill);
+	lua_pop(L, 3);
+	return full;
+}
+
+static int take_readdir(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	struct readdir_args *a = c->arg;
+	lua_Integer i, count;
+
+	(void)n;
+	if (lua_istable(L, first)) {
+		count = luaL_len(L, first);
+		for (i = 1; i <= count; i++) {
+			lua_rawgeti(L, first, i);
+			if (fill_entry(L, a, -1))
+				break;
+			lua_pop(L, 1);
+		}
+		return 0;
+	}
+	if (!lua_isfunction(L, first))
+		luaL_error(L, "readdir must return an array of entries or an "
+			   "iterator function, got %s", luaL_typename(L, first));
+	for (;;) {
+		lua_pushvalue(L, first);
+		lua_call(L, 0, 1);
+		if (lua_isnil(L, -1) || fill_entry(L, a, -1))
+			break;
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t offset, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	struct readdir_args a = { buf, filler, offset, flags };
+
+	return call_path(OP_readdir, path, fi, push_readdir, take_readdir, &a);
+}
+
+/* init and destroy run in every state. */
+
+static int push_init(lua_State *L, struct luafs_call *c)
+{
+	struct fuse_config *cfg = ARGS(c)->out;
+
+	luafs_conn_push(L, (struct fuse_conn_info *)ARGS(c)->data);
+	luafs_config_push(L, cfg);
+	return 2;
+}
+
+static int take_init(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	(void)c;
+	if (n > 0)
+		luafs_set_private(L, first);
+	return 0;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct args a = { .data = (const char *)conn, .out = cfg };
+	int i, n = luafs_host.present >> OP_init & 1 ? luafs_host.nstates : 0;
+
+	for (i = 0; i < n; i++) {
+		struct luafs_call c = {
+			.op = OP_init, .pin = i + 1, .push = push_init,
+			.take = take_init, .arg = &a,
+		};
+
+		if (luafs_call(&c) < 0) {
+			luafs_log(LOG_ERR, "init failed (%s): unmounting",
+				  strerror(-c.result));
+			luafs_host.init_failed = 1;
+			fuse_exit(luafs_host.fuse);
+			break;
+		}
+	}
+	luafs_host_started();
+	return NULL;
+}
+
+static int push_destroy(lua_State *L, struct luafs_call *c)
+{
+	(void)c;
+	luafs_push_private(L);
+	return 1;
+}
+
+static void op_destroy(void *private_data)
+{
+	int i;
+
+	(void)private_data;
+	for (i = 0; i < luafs_host.nstates; i++) {
+		struct luafs_call c = {
+			.op = OP_destroy, .pin = i + 1, .push = push_destroy,
+		};
+
+		luafs_call(&c);
+	}
+}
+
+#define HAS(op) (present >> OP_##op & 1)
+
+void luafs_ops_fill(struct fuse_operations *ops, uint64_t present)
+{
+	memset(ops, 0, sizeof(*ops));
+	if (HAS(getattr)) ops->getattr = op_getattr;
+	if (HAS(readlink)) ops->readlink = op_readlink;
+	if (HAS(mknod)) ops->mknod = op_mknod;
+	if (HAS(mkdir)) ops->mkdir = op_mkdir;
+	if (HAS(unlink)) ops->unlink = op_unlink;
+	if (HAS(rmdir)) ops->rmdir = op_rmdir;
+	if (HAS(symlink)) ops->symlink = op_symlink;
+	if (HAS(rename)) ops->rename = op_rename;
+	if (HAS(link)) ops->link = op_link;
+	if (HAS(chmod)) ops->chmod = op_chmod;
+	if (HAS(chown)) ops->chown = op_chown;
+	if (HAS(truncate)) ops->truncate = op_truncate;
+	if (HAS(open)) ops->open = op_open;
+	if (HAS(read)) ops->read = op_read;
+	if (HAS(write)) ops->write = op_write;
+	if (HAS(statfs)) ops->statfs = op_statfs;
+	if (HAS(flush)) ops->flush = op_flush;
+	if (HAS(release)) ops->release = op_release;
+	if (HAS(fsync)) ops->fsync = op_fsync;
+	if (HAS(setxattr)) ops->setxattr = op_setxattr;
+	if (HAS(getxattr)) ops->getxattr = op_getxattr;
+	if (HAS(listxattr)) ops->listxattr = op_listxattr;
+	if (HAS(removexattr)) ops->removexattr = op_removexattr;
+	if (HAS(opendir)) ops->opendir = op_opendir;
+	if (HAS(readdir)) ops->readdir = op_readdir;
+	if (HAS(releasedir)) ops->releasedir = op_releasedir;
+	if (HAS(fsyncdir)) ops->fsyncdir = op_fsyncdir;
+	ops->init = op_init;
+	if (HAS(destroy)) ops->destroy = op_destroy;
+	if (HAS(access)) ops->access = op_access;
+	if (HAS(create)) ops->create = op_create;
+	if (HAS(utimens)) ops->utimens = op_utimens;
+}

@@ -1,0 +1,236 @@
+/*
+ * state.c: Lua states that have loaded the script, and the pool that hands
+ * them to requests.
+ *
+ * Every state is made the same way: standard libraries, require "luafs",
+ * the script run with its arguments, and the operations table it returned
+ * resolved once into registry references.  A request checks a state out and
+ * returns it; a state is never entered by two threads at once.
+ */
+#include "luafs.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const luafs_op_names[OP_COUNT] = {
+#define LUAFS_OP_NAME(name) #name,
+	LUAFS_OPS(LUAFS_OP_NAME)
+#undef LUAFS_OP_NAME
+};
+
+static int op_index(const char *name)
+{
+	int i;
+
+	for (i = 0; i < OP_COUNT; i++)
+		if (strcmp(luafs_op_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/* Lets the script require modules that sit beside it. */
+static void add_script_dir(lua_State *L, const char *script)
+{
+	char *copy = strdup(script);
+	const char *dir;
+
+	if (copy == NULL)
+		luaL_error(L, "out of memory");
+	dir = dirname(copy);
+	lua_getglobal(L, "package");
+	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", dir, dir);
+	free(copy);
+	lua_getfield(L, -2, "path");
+	lua_concat(L, 2);
+	lua_setfield(L, -2, "path");
+	lua_pop(L, 1);
+}
+
+/* Checks the table the script returned and resolves its functions. */
+static void resolve_ops(lua_State *L, struct luafs_state *s, int t)
+{
+	const char *name;
+	int op;
+
+	lua_pushnil(L);
+	while (lua_next(L, t) != 0) {
+		if (lua_type(L, -2) != LUA_TSTRING) {
+			if (s->index == 0)
+				luafs_log(LOG_WARNING, "%s: ignoring a %s key in "
+					  "the operations table",
+					  luafs_host.script,
+					  luaL_typename(L, -2));
+			lua_pop(L, 1);
+			continue;
+		}
+		name = lua_tostring(L, -2);
+		op = op_index(name);
+		if (op < 0) {
+			if (s->index == 0)
+				luafs_log(LOG_WARNING, "%s: '%s' is not a luafs "
+					  "operation (ignored)",
+					  luafs_host.script, name);
+			lua_pop(L, 1);
+			continue;
+		}
+		if (!lua_isfunction(L, -1))
+			luaL_error(L, "%s: operation '%s' must be a function, "
+				   "got %s", luafs_host.script, name,
+				   luaL_typename(L, -1));
+		s->ops[op] = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+}
+
+static int load_script(lua_State *L)
+{
+	struct luafs_state *s = lua_touserdata(L, 1);
+	int i;
+
+	luaL_openlibs(L);
+	luaL_requiref(L, "luafs", luaopen_luafs, 0);
+	lua_pop(L, 1);
+	luafs_fileinfo_open(L);
+	lua_newtable(L);
+	s->handles = luaL_ref(L, LUA_REGISTRYINDEX);
+	add_script_dir(L, luafs_host.script);
+	if (luaL_loadfilex(L, luafs_host.script, "bt") != LUA_OK)
+		return lua_error(L);
+	luaL_checkstack(L, luafs_host.script_argc, "too many script arguments");
+	for (i = 0; i < luafs_host.script_argc; i++)
+		lua_pushstring(L, luafs_host.script_argv[i]);
+	lua_call(L, luafs_host.script_argc, 1);
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: the script returned %s, not a table of "
+			   "operations", luafs_host.script,
+			   luaL_typename(L, -1));
+	resolve_ops(L, s, lua_gettop(L));
+	return 0;
+}
+
+/* Makes *s a state that has run the script; on failure *err says why. */
+static int state_load(struct luafs_state *s, int index, char **err)
+{
+	const char *msg;
+	int i;
+
+	s->index = index;
+	for (i = 0; i < OP_COUNT; i++)
+		s->ops[i] = LUA_NOREF;
+	s->L = luaL_newstate();
+	if (s->L == NULL) {
+		*err = strdup("cannot create a Lua state: out of memory");
+		return -1;
+	}
+	lua_pushcfunction(s->L, load_script);
+	lua_pushlightuserdata(s->L, s);
+	if (lua_pcall(s->L, 1, 0, 0) == LUA_OK)
+		return 0;
+	msg = lua_tostring(s->L, -1);
+	*err = strdup(msg ? msg : "error object is not a string");
+	lua_close(s->L);
+	s->L = NULL;
+	return -1;
+}
+
+int luafs_pool_open(int n)
+{
+	char *err;
+	int i, op;
+
+	luafs_host.states = calloc((size_t)n, sizeof(*luafs_host.states));
+	if (luafs_host.states == NULL) {
+		luafs_log(LOG_ERR, "out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&luafs_host.pool_lock, NULL);
+	pthread_cond_init(&luafs_host.pool_free, NULL);
+	for (i = 0; i < n; i++) {
+		if (state_load(&luafs_host.states[i], i, &err) != 0) {
+			luafs_log(LOG_ERR, "%s", err ? err : "out of memory");
+			free(err);
+			luafs_host.nstates = i;
+			luafs_pool_close();
+			return -1;
+		}
+	}
+	luafs_host.nstates = n;
+	for (op = 0; op < OP_COUNT; op++)
+		if (luafs_host.states[0].ops[op] != LUA_NOREF)
+			luafs_host.present |= UINT64_C(1) << op;
+	return 0;
+}
+
+void luafs_pool_close(void)
+{
+	int i;
+
+	for (i = 0; i < luafs_host.nstates; i++)
+		lua_close(luafs_host.states[i].L);
+	free(luafs_host.states);
+	luafs_host.states = NULL;
+	luafs_host.nstates = 0;
+}
+
+/* Index -1 takes any free state; a handle's calls wait for their own. */
+struct luafs_state *luafs_state_acquire(int index)
+{
+	struct luafs_state *s = NULL;
+	int i;
+
+	pthread_mutex_lock(&luafs_host.pool_lock);
+	for (;;) {
+		if (index >= 0 && index < luafs_host.nstates) {
+			if (!luafs_host.states[index].busy)
+				s = &luafs_host.states[index];
+		} else {
+			for (i = 0; i < luafs_host.nstates && s == NULL; i++)
+				if (!luafs_host.states[i].busy)
+					s = &luafs_host.states[i];
+		}
+		if (s != NULL)
+			break;
+		pthread_cond_wait(&luafs_host.pool_free, &luafs_host.pool_lock);
+	}
+	s->busy = 1;
+	pthread_mutex_unlock(&luafs_host.pool_lock);
+	return s;
+}
+
+void luafs_state_release(struct luafs_state *s)
+{
+	pthread_mutex_lock(&luafs_host.pool_lock);
+	s->busy = 0;
+	pthread_cond_broadcast(&luafs_host.pool_free);
+	pthread_mutex_unlock(&luafs_host.pool_lock);
+}
+
+/*
+ * Raises an error in whatever Lua code runs next, so that a callback stuck
+ * in a loop gives up its thread when the host is told to unmount.  Only
+ * lua_sethook, which is safe in a signal handler (lua.c does the same).
+ */
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	luaL_error(L, "interrupted: luafs is unmounting");
+}
+
+void luafs_pool_interrupt(void)
+{
+	int i;
+
+	for (i = 0; i < luafs_host.nstates; i++)
+		lua_sethook(luafs_host.states[i].L, stop_hook,
+			    LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void luafs_pool_uninterrupt(void)
+{
+	int i;
+
+	for (i = 0; i < luafs_host.nstates; i++)
+		lua_sethook(luafs_host.states[i].L, NULL, 0, 0);
+}

@@ -1,0 +1,324 @@
+/*
+ * stattable.c: struct stat and struct statvfs as Lua tables.
+ *
+ * Field names are the C member names without their st_/f_ prefix.  One
+ * descriptor per field drives both directions, so a name cannot be spelled
+ * one way when pushing and another when checking.  Member sizes differ
+ * between architectures (nlink_t and blksize_t are 32 bits on aarch64), so
+ * the descriptors record size and signedness instead of assuming a type.
+ *
+ * luafs_check_stat runs on every getattr.  Its success path builds no
+ * strings and allocates nothing: it looks the fields up by keys kept in a
+ * per-state table, so each lookup is an array read and a hash probe.
+ */
+#include "luafs.h"
+
+#include <stddef.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#define NSEC_PER_SEC 1000000000
+
+enum kind {
+	PLAIN,		/* an integer */
+	SEC,		/* seconds; its nanoseconds are 3 descriptors later */
+	NSEC,		/* read together with its SEC */
+};
+
+struct field {
+	const char *name;
+	unsigned short off;
+	unsigned char size;
+	unsigned char issigned;
+	unsigned char kind;
+	unsigned char required;
+};
+
+#define MEMBER_SIZE(type, m) sizeof(((type *)0)->m)
+#define FIELD(type, name, m, sgn, kind, req) \
+	{ #name, offsetof(type, m), MEMBER_SIZE(type, m), sgn, kind, req }
+#define S_U(name) FIELD(struct stat, name, st_##name, 0, PLAIN, 0)
+#define S_S(name) FIELD(struct stat, name, st_##name, 1, PLAIN, 0)
+#define V_U(name) FIELD(struct statvfs, name, f_##name, 0, PLAIN, 0)
+
+/* load() and store() know 4- and 8-byte integers; fail the build on
+ * anything else rather than misread a member. */
+#define SIZE_OK(t) _Static_assert(sizeof(t) == 4 || sizeof(t) == 8, #t)
+SIZE_OK(dev_t); SIZE_OK(ino_t); SIZE_OK(mode_t); SIZE_OK(nlink_t);
+SIZE_OK(uid_t); SIZE_OK(gid_t); SIZE_OK(off_t); SIZE_OK(blksize_t);
+SIZE_OK(blkcnt_t); SIZE_OK(time_t); SIZE_OK(long);
+SIZE_OK(unsigned long); SIZE_OK(fsblkcnt_t); SIZE_OK(fsfilcnt_t);
+
+static const struct field stat_fields[] = {
+	S_U(dev), S_U(ino),
+	FIELD(struct stat, mode, st_mode, 0, PLAIN, 1),
+	S_U(nlink), S_U(uid), S_U(gid), S_U(rdev),
+	S_S(size), S_S(blksize), S_S(blocks),
+	FIELD(struct stat, atime, st_atim.tv_sec, 1, SEC, 0),
+	FIELD(struct stat, mtime, st_mtim.tv_sec, 1, SEC, 0),
+	FIELD(struct stat, ctime, st_ctim.tv_sec, 1, SEC, 0),
+	FIELD(struct stat, atime_nsec, st_atim.tv_nsec, 1, NSEC, 0),
+	FIELD(struct stat, mtime_nsec, st_mtim.tv_nsec, 1, NSEC, 0),
+	FIELD(struct stat, ctime_nsec, st_ctim.tv_nsec, 1, NSEC, 0),
+};
+#define NSTAT (sizeof stat_fields / sizeof stat_fields[0])
+
+static const struct field statvfs_fields[] = {
+	V_U(bsize), V_U(frsize), V_U(blocks), V_U(bfree), V_U(bavail),
+	V_U(files), V_U(ffree), V_U(favail), V_U(fsid), V_U(flag),
+	V_U(namemax),
+};
+#define NSTATVFS (sizeof statvfs_fields / sizeof statvfs_fields[0])
+
+/* Registry keys of the preset key tables: only their addresses matter. */
+static const char stat_keys;
+static const char statvfs_keys;
+
+struct layout {
+	const char *what;	/* for error messages */
+	const struct field *fields;
+	int n;
+	const char *keyskey;
+};
+
+static const struct layout stat_layout =
+	{ "stat", stat_fields, NSTAT, &stat_keys };
+static const struct layout statvfs_layout =
+	{ "statvfs", statvfs_fields, NSTATVFS, &statvfs_keys };
+
+static lua_Integer load(const void *base, const struct field *f)
+{
+	const char *p = (const char *)base + f->off;
+
+	if (f->size == 8) {
+		int64_t v;
+		memcpy(&v, p, 8);
+		return v;
+	}
+	if (f->issigned) {
+		int32_t v;
+		memcpy(&v, p, 4);
+		return v;
+	} else {
+		uint32_t v;
+		memcpy(&v, p, 4);
+		return v;
+	}
+}
+
+/*
+ * 64-bit members take any Lua integer, so unsigned values of 2^63 and more
+ * survive a round trip as the negative integers load() made of them.
+ * Returns 0 when v does not fit a 32-bit member.
+ */
+static int store(void *base, const struct field *f, lua_Integer v)
+{
+	char *p = (char *)base + f->off;
+
+	if (f->size == 8) {
+		int64_t x = v;
+		memcpy(p, &x, 8);
+	} else if (f->issigned) {
+		int32_t x = (int32_t)v;
+		if (x != v)
+			return 0;
+		memcpy(p, &x, 4);
+	} else {
+		uint32_t x = (uint32_t)v;
+		if (v < 0 || x != v)
+			return 0;
+		memcpy(p, &x, 4);
+	}
+	return 1;
+}
+
+static void push_fields(lua_State *L, const struct layout *lay,
+			const void *base)
+{
+	int i;
+
+	lua_createtable(L, 0, lay->n);
+	for (i = 0; i < lay->n; i++) {
+		lua_pushinteger(L, load(base, &lay->fields[i]));
+		lua_setfield(L, -2, lay->fields[i].name);
+	}
+}
+
+static int badfield(lua_State *L, const struct layout *lay,
+		    const struct field *f)
+{
+	const char *got = luaL_typename(L, -1);
+
+	if (lua_type(L, -1) == LUA_TNUMBER)
+		got = lua_pushfstring(L, "%f", lua_tonumber(L, -1));
+	return luaL_error(L, "%s field '%s' must be an integer, got %s",
+			  lay->what, f->name, got);
+}
+
+static int rangefield(lua_State *L, const struct layout *lay,
+		      const struct field *f)
+{
+	return luaL_error(L, "%s field '%s' out of range", lay->what,
+			  f->name);
+}
+
+/* The value on top as an integer; floats only when they are integral. */
+static lua_Integer checkvalue(lua_State *L, const struct layout *lay,
+			      const struct field *f)
+{
+	int isnum;
+	lua_Integer v;
+
+	/* lua_tointegerx alone would also take the string "12". */
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		v = lua_tointegerx(L, -1, &isnum);
+		if (isnum)
+			return v;
+	}
+	return badfield(L, lay, f);
+}
+
+static void storechecked(lua_State *L, const struct layout *lay,
+			 const struct field *f, void *base, lua_Integer v)
+{
+	if (!store(base, f, v))
+		rangefield(L, lay, f);
+}
+
+/*
+ * Split a float time into seconds and nanoseconds.  The fraction n - s is
+ * exact for any float that has one (|n| < 2^52), so rounding happens once,
+ * in the multiplication.  Truncating and correcting spares a libm floor().
+ */
+static int splittime(lua_Number n, lua_Integer *sec, lua_Integer *nsec)
+{
+	lua_Integer s, ns;
+
+	if (!lua_numbertointeger(n, &s))
+		return 0;
+	if (n < (lua_Number)s)
+		s--;
+	ns = (lua_Integer)((n - (lua_Number)s) * NSEC_PER_SEC + 0.5);
+	if (ns >= NSEC_PER_SEC) {
+		s++;
+		ns -= NSEC_PER_SEC;
+	}
+	*sec = s;
+	*nsec = ns;
+	return 1;
+}
+
+/*
+ * Seconds and nanoseconds, with the table at idx and the key table at
+ * keys.  A fractional float for the seconds only makes sense without its
+ * own nanoseconds field; with one, the pair must be exact.
+ */
+static void checktime(lua_State *L, const struct layout *lay, int idx,
+		      int keys, int i, void *base)
+{
+	const struct field *fs = &lay->fields[i], *fn = &lay->fields[i + 3];
+	lua_Integer s = 0, ns = 0;
+	int hasnsec;
+
+	lua_rawgeti(L, keys, i + 4);
+	lua_gettable(L, idx);
+	hasnsec = !lua_isnil(L, -1);
+	if (hasnsec) {
+		ns = checkvalue(L, lay, fn);
+		if (ns < 0 || ns >= NSEC_PER_SEC)
+			rangefield(L, lay, fn);
+	}
+	lua_rawgeti(L, keys, i + 1);
+	switch (lua_gettable(L, idx)) {
+	case LUA_TNIL:
+		break;
+	case LUA_TNUMBER:
+		if (!hasnsec && !lua_isinteger(L, -1)) {
+			if (!splittime(lua_tonumber(L, -1), &s, &ns))
+				badfield(L, lay, fs);
+			break;
+		}
+		/* fall through */
+	default:
+		s = checkvalue(L, lay, fs);
+	}
+	storechecked(L, lay, fs, base, s);
+	storechecked(L, lay, fn, base, ns);
+	lua_pop(L, 2);
+}
+
+/*
+ * Push the table of interned field names, keys[i + 1] = fields[i].name,
+ * created on a state's first use.  Looking a field up with it costs an
+ * array read where lua_getfield would look the C string up first.
+ */
+static int pushkeys(lua_State *L, const struct layout *lay)
+{
+	int i;
+
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, lay->keyskey) == LUA_TTABLE)
+		return lua_gettop(L);
+	lua_pop(L, 1);
+	lua_createtable(L, lay->n, 0);
+	for (i = 0; i < lay->n; i++) {
+		lua_pushstring(L, lay->fields[i].name);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, lay->keyskey);
+	return lua_gettop(L);
+}
+
+/* Fields are read with lua_gettable, so a table with an __index
+ * metamethod (defaults, a proxy) works as a stat table too. */
+static void check_fields(lua_State *L, const struct layout *lay, int idx,
+			 void *base, size_t size)
+{
+	int i, keys;
+
+	idx = lua_absindex(L, idx);
+	luaL_checkstack(L, 4, NULL);
+	if (!lua_istable(L, idx))
+		luaL_error(L, "%s table expected, got %s", lay->what,
+			   luaL_typename(L, idx));
+	memset(base, 0, size);
+	keys = pushkeys(L, lay);
+	for (i = 0; i < lay->n; i++) {
+		const struct field *f = &lay->fields[i];
+
+		if (f->kind == SEC) {
+			checktime(L, lay, idx, keys, i, base);
+			continue;
+		}
+		if (f->kind == NSEC)
+			continue;
+		lua_rawgeti(L, keys, i + 1);
+		if (lua_gettable(L, idx) != LUA_TNIL)
+			storechecked(L, lay, f, base, checkvalue(L, lay, f));
+		else if (f->required)
+			luaL_error(L, "%s table has no '%s'", lay->what,
+				   f->name);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);	/* keys */
+}
+
+void luafs_push_stat(lua_State *L, const struct stat *st)
+{
+	push_fields(L, &stat_layout, st);
+}
+
+void luafs_check_stat(lua_State *L, int idx, struct stat *st)
+{
+	check_fields(L, &stat_layout, idx, st, sizeof *st);
+}
+
+void luafs_push_statvfs(lua_State *L, const struct statvfs *sv)
+{
+	push_fields(L, &statvfs_layout, sv);
+}
+
+void luafs_check_statvfs(lua_State *L, int idx, struct statvfs *sv)
+{
+	check_fields(L, &statvfs_layout, idx, sv, sizeof *sv);
+}

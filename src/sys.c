@@ -1,0 +1,2044 @@
+/***
+The system calls a passthrough filesystem needs, as `luafs.sys`.
+
+Debian's luaposix has no Lua 5.4 build, so the host carries its own.
+A bad argument raises an error.  A failing system call returns `nil`, a
+message naming the call (and the path, when there is one) and the errno:
+the shape that a luafs operation passes straight through to the kernel,
+so `return sys.lstat(path)` is a complete getattr for a mirror.
+
+Strings are byte strings: data keeps its zero bytes, while a path or an
+attribute name containing one raises, since the kernel would silently cut
+it there.
+
+@module luafs.sys
+*/
+#include "luafs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DIR_MT "luafs.Dir"
+
+/* Failures */
+
+/* Takes the message on top; errno was saved by the caller. */
+static int pushfail(lua_State *L, int err)
+{
+	luaL_pushfail(L);
+	lua_insert(L, -2);
+	lua_pushinteger(L, err);
+	return 3;
+}
+
+/* Each fail* reads errno before its first Lua call, which may clobber it. */
+static int fail(lua_State *L, const char *what)
+{
+	int err = errno;
+
+	lua_pushfstring(L, "%s: %s", what, strerror(err));
+	return pushfail(L, err);
+}
+
+static int failpath(lua_State *L, const char *what, const char *path)
+{
+	int err = errno;
+
+	lua_pushfstring(L, "%s: %s: %s", what, path, strerror(err));
+	return pushfail(L, err);
+}
+
+static int failpaths(lua_State *L, const char *what, const char *from,
+		     const char *to)
+{
+	int err = errno;
+
+	lua_pushfstring(L, "%s: %s -> %s: %s", what, from, to, strerror(err));
+	return pushfail(L, err);
+}
+
+static int ok(lua_State *L)
+{
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* Arguments */
+
+static lua_Integer checkrange(lua_State *L, int arg, lua_Integer min,
+			      lua_Integer max)
+{
+	lua_Integer v = luaL_checkinteger(L, arg);
+
+	luaL_argcheck(L, min <= v && v <= max, arg, "out of range");
+	return v;
+}
+
+#define checkint(L, arg) ((int)checkrange(L, arg, INT_MIN, INT_MAX))
+#define optint(L, arg, def) luaL_opt(L, checkint, arg, def)
+#define checkmode(L, arg) ((mode_t)checkrange(L, arg, 0, (mode_t)-1))
+#define optmode(L, arg, def) luaL_opt(L, checkmode, arg, def)
+#define checksize(L, arg) ((size_t)checkrange(L, arg, 0, SSIZE_MAX))
+#define checkoff(L, arg) ((off_t)luaL_checkinteger(L, arg))
+#define checkuint(L, arg) ((unsigned)checkrange(L, arg, 0, UINT_MAX))
+#define optuint(L, arg, def) luaL_opt(L, checkuint, arg, def)
+
+/* -1 leaves the owner or group as it is, as in chown(2). */
+static id_t checkid(lua_State *L, int arg)
+{
+	return (id_t)checkrange(L, arg, -1, (id_t)-1);
+}
+
+/* The kernel would stop a path at its first zero byte; refuse it here
+ * instead of touching a different file. */
+static const char *checkpath(lua_State *L, int arg)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, arg, &len);
+
+	luaL_argcheck(L, strlen(s) == len, arg, "contains a zero byte");
+	return s;
+}
+
+/*
+ * The buffer that read, pread, readlink and the xattr getters fill before
+ * the bytes are copied into a Lua string.  There is one per state (an
+ * upvalue shared by the module's functions) and it is reused: allocating
+ * and freeing 128 KiB per FUSE read costs an mmap and a munmap each time.
+ * Anything above SCRATCH_KEEP (more than a FUSE request can ask for) is
+ * given back after the call, so one huge read does not pin its memory.
+ */
+#define SCRATCH_MIN 4096
+#define SCRATCH_KEEP (1 << 20)
+
+struct scratch {
+	char *p;
+	size_t cap;
+};
+
+static struct scratch *toscratch(lua_State *L)
+{
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* At least size bytes, or NULL with errno ENOMEM.  The old contents are
+ * never needed, so free and malloc spare realloc's copy. */
+static char *scratch(struct scratch *s, size_t size)
+{
+	if (s->p && size <= s->cap)
+		return s->p;
+	if (size < SCRATCH_MIN)
+		size = SCRATCH_MIN;
+	free(s->p);
+	s->p = malloc(size);
+	s->cap = s->p ? size : 0;
+	return s->p;
+}
+
+static void scratch_trim(struct scratch *s)
+{
+	if (s->cap > SCRATCH_KEEP) {
+		free(s->p);
+		s->p = NULL;
+		s->cap = 0;
+	}
+}
+
+static int scratch_gc(lua_State *L)
+{
+	struct scratch *s = lua_touserdata(L, 1);
+
+	free(s->p);
+	s->p = NULL;
+	s->cap = 0;
+	return 0;
+}
+
+static void pushscratch(lua_State *L, struct scratch *s, size_t n)
+{
+	lua_pushlstring(L, s->p, n);
+	scratch_trim(s);
+}
+
+/* File status */
+
+/***
+Status of a file, not following a final symlink.
+@function lstat
+@string path
+@treturn[1] table stat table (`mode`, `size`, `mtime`, `mtime_nsec`, ...)
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see lstat(2)
+*/
+static int sys_lstat(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	struct stat st;
+
+	if (lstat(path, &st) == -1)
+		return failpath(L, "lstat", path);
+	luafs_push_stat(L, &st);
+	return 1;
+}
+
+/***
+Status of a file, following symlinks.
+@function stat
+@string path
+@treturn[1] table stat table
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see stat(2)
+*/
+static int sys_stat(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return failpath(L, "stat", path);
+	luafs_push_stat(L, &st);
+	return 1;
+}
+
+/***
+Status of an open file.
+@function fstat
+@int fd
+@treturn[1] table stat table
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fstat(2)
+*/
+static int sys_fstat(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return fail(L, "fstat");
+	luafs_push_stat(L, &st);
+	return 1;
+}
+
+/***
+Status of a file relative to a directory descriptor.
+@function fstatat
+@int dirfd directory descriptor, or `AT_FDCWD`
+@string path
+@int[opt=0] flags `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`
+@treturn[1] table stat table
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fstatat(2)
+*/
+static int sys_fstatat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	int flags = optint(L, 3, 0);
+	struct stat st;
+
+	if (fstatat(dirfd, path, &st, flags) == -1)
+		return failpath(L, "fstatat", path);
+	luafs_push_stat(L, &st);
+	return 1;
+}
+
+/***
+Statistics of the filesystem holding a file.
+@function statvfs
+@string path
+@treturn[1] table statvfs table (`bsize`, `frsize`, `blocks`, `bfree`,
+`bavail`, `files`, `ffree`, `favail`, `fsid`, `flag`, `namemax`)
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see statvfs(3)
+*/
+static int sys_statvfs(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	struct statvfs sv;
+
+	if (statvfs(path, &sv) == -1)
+		return failpath(L, "statvfs", path);
+	luafs_push_statvfs(L, &sv);
+	return 1;
+}
+
+/***
+Statistics of the filesystem holding an open file.
+@function fstatvfs
+@int fd
+@treturn[1] table statvfs table
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fstatvfs(3)
+*/
+static int sys_fstatvfs(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	struct statvfs sv;
+
+	if (fstatvfs(fd, &sv) == -1)
+		return fail(L, "fstatvfs");
+	luafs_push_statvfs(L, &sv);
+	return 1;
+}
+
+/* Opening, reading, writing */
+
+/***
+Open a file.
+@function open
+@string path
+@int flags `O_RDONLY`, `O_WRONLY` or `O_RDWR`, ored with other `O_*`
+@int[opt=0666] mode permissions of a created file, before the umask
+@treturn[1] int file descriptor
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see open(2)
+*/
+static int sys_open(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	int flags = checkint(L, 2);
+	mode_t mode = optmode(L, 3, 0666);
+	int fd = open(path, flags, mode);
+
+	if (fd == -1)
+		return failpath(L, "open", path);
+	lua_pushinteger(L, fd);
+	return 1;
+}
+
+/***
+Open a file relative to a directory descriptor.
+@function openat
+@int dirfd directory descriptor, or `AT_FDCWD`
+@string path
+@int flags
+@int[opt=0666] mode
+@treturn[1] int file descriptor
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see openat(2)
+*/
+static int sys_openat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	int flags = checkint(L, 3);
+	mode_t mode = optmode(L, 4, 0666);
+	int fd = openat(dirfd, path, flags, mode);
+
+	if (fd == -1)
+		return failpath(L, "openat", path);
+	lua_pushinteger(L, fd);
+	return 1;
+}
+
+/***
+Close a file descriptor.
+@function close
+@int fd
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see close(2)
+*/
+static int sys_close(lua_State *L)
+{
+	/* Not retried on EINTR: Linux has released the fd already. */
+	return close(checkint(L, 1)) == -1 ? fail(L, "close") : ok(L);
+}
+
+/***
+Read at an offset, leaving the file offset alone.
+@function pread
+@int fd
+@int size most bytes to read
+@int offset
+@treturn[1] string the bytes read, shorter at end of file, "" past it
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see pread(2)
+*/
+static int sys_pread(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	size_t size = checksize(L, 2);
+	off_t off = checkoff(L, 3);
+	struct scratch *s = toscratch(L);
+	char *buf = scratch(s, size);
+	ssize_t n;
+
+	if (!buf)
+		return fail(L, "pread");
+	n = pread(fd, buf, size, off);
+	if (n == -1)
+		return fail(L, "pread");
+	pushscratch(L, s, (size_t)n);
+	return 1;
+}
+
+/***
+Write at an offset, leaving the file offset alone.
+@function pwrite
+@int fd
+@string data
+@int offset
+@treturn[1] int bytes written
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see pwrite(2)
+*/
+static int sys_pwrite(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	off_t off = checkoff(L, 3);
+	ssize_t n = pwrite(fd, data, len, off);
+
+	if (n == -1)
+		return fail(L, "pwrite");
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+/***
+Read at the file offset.
+@function read
+@int fd
+@int size most bytes to read
+@treturn[1] string the bytes read, "" at end of file
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see read(2)
+*/
+static int sys_read(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	size_t size = checksize(L, 2);
+	struct scratch *s = toscratch(L);
+	char *buf = scratch(s, size);
+	ssize_t n;
+
+	if (!buf)
+		return fail(L, "read");
+	n = read(fd, buf, size);
+	if (n == -1)
+		return fail(L, "read");
+	pushscratch(L, s, (size_t)n);
+	return 1;
+}
+
+/***
+Write at the file offset.
+@function write
+@int fd
+@string data
+@treturn[1] int bytes written
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see write(2)
+*/
+static int sys_write(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	ssize_t n = write(fd, data, len);
+
+	if (n == -1)
+		return fail(L, "write");
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+/***
+Flush a file's data and metadata to its device.
+@function fsync
+@int fd
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fsync(2)
+*/
+static int sys_fsync(lua_State *L)
+{
+	return fsync(checkint(L, 1)) == -1 ? fail(L, "fsync") : ok(L);
+}
+
+/***
+Flush a file's data, and only the metadata needed to read it back.
+@function fdatasync
+@int fd
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fdatasync(2)
+*/
+static int sys_fdatasync(lua_State *L)
+{
+	return fdatasync(checkint(L, 1)) == -1 ? fail(L, "fdatasync") : ok(L);
+}
+
+/***
+Set the size of an open file.
+@function ftruncate
+@int fd
+@int size
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see ftruncate(2)
+*/
+static int sys_ftruncate(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	off_t size = checkoff(L, 2);
+
+	return ftruncate(fd, size) == -1 ? fail(L, "ftruncate") : ok(L);
+}
+
+/***
+Set the size of a file.
+@function truncate
+@string path
+@int size
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see truncate(2)
+*/
+static int sys_truncate(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	off_t size = checkoff(L, 2);
+
+	if (truncate(path, size) == -1)
+		return failpath(L, "truncate", path);
+	return ok(L);
+}
+
+/***
+Allocate, or with `FALLOC_FL_*` flags punch or zero, a range of a file.
+@function fallocate
+@int fd
+@int mode 0 or `FALLOC_FL_*` flags
+@int offset
+@int len
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fallocate(2)
+*/
+static int sys_fallocate(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	int mode = checkint(L, 2);
+	off_t off = checkoff(L, 3);
+	off_t len = checkoff(L, 4);
+
+	if (fallocate(fd, mode, off, len) == -1)
+		return fail(L, "fallocate");
+	return ok(L);
+}
+
+/* nil means "use and advance the file offset", as a NULL pointer does. */
+static off64_t *optoffp(lua_State *L, int arg, off64_t *off)
+{
+	if (lua_isnoneornil(L, arg))
+		return NULL;
+	*off = luaL_checkinteger(L, arg);
+	return off;
+}
+
+/***
+Copy a range between files inside the kernel.
+@function copy_file_range
+@int fd_in
+@tparam ?int off_in offset in fd_in, or nil for its file offset
+@int fd_out
+@tparam ?int off_out offset in fd_out, or nil for its file offset
+@int len
+@int[opt=0] flags
+@treturn[1] int bytes copied, 0 at the end of fd_in
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see copy_file_range(2)
+*/
+static int sys_copy_file_range(lua_State *L)
+{
+	off64_t offin, offout;
+	int fdin = checkint(L, 1);
+	off64_t *pin = optoffp(L, 2, &offin);
+	int fdout = checkint(L, 3);
+	off64_t *pout = optoffp(L, 4, &offout);
+	size_t len = checksize(L, 5);
+	unsigned flags = optuint(L, 6, 0);
+	ssize_t n;
+
+	n = copy_file_range(fdin, pin, fdout, pout, len, flags);
+	if (n == -1)
+		return fail(L, "copy_file_range");
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+/***
+Move the file offset, or find data and holes.
+@function lseek
+@int fd
+@int offset
+@int whence `SEEK_SET`, `SEEK_CUR`, `SEEK_END`, `SEEK_DATA` or `SEEK_HOLE`
+@treturn[1] int the resulting offset
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see lseek(2)
+*/
+static int sys_lseek(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	off_t off = checkoff(L, 2);
+	int whence = checkint(L, 3);
+
+	off = lseek(fd, off, whence);
+	if (off == -1)
+		return fail(L, "lseek");
+	lua_pushinteger(L, off);
+	return 1;
+}
+
+/* Links */
+
+/*
+ * A target may be as long as the filesystem allows, so grow the buffer
+ * until readlink(2) leaves room to spare: a result that fills it may have
+ * been cut short.
+ */
+static int readlink_common(lua_State *L, const char *what, int dirfd,
+			   const char *path)
+{
+	struct scratch *s = toscratch(L);
+	size_t want = SCRATCH_MIN;
+	ssize_t n;
+
+	for (;;) {
+		if (!scratch(s, want))
+			return failpath(L, what, path);
+		n = readlinkat(dirfd, path, s->p, s->cap);
+		if (n == -1)
+			return failpath(L, what, path);
+		if ((size_t)n < s->cap)
+			break;
+		want = s->cap * 2;
+	}
+	pushscratch(L, s, (size_t)n);
+	return 1;
+}
+
+/***
+The target of a symlink.
+@function readlink
+@string path
+@treturn[1] string target
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see readlink(2)
+*/
+static int sys_readlink(lua_State *L)
+{
+	return readlink_common(L, "readlink", AT_FDCWD, checkpath(L, 1));
+}
+
+/***
+The target of a symlink relative to a directory descriptor.
+@function readlinkat
+@int dirfd
+@string path
+@treturn[1] string target
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see readlinkat(2)
+*/
+static int sys_readlinkat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+
+	return readlink_common(L, "readlinkat", dirfd, checkpath(L, 2));
+}
+
+/***
+Create a symlink.
+@function symlink
+@string target what the link points to (need not exist)
+@string linkpath the link to create
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see symlink(2)
+*/
+static int sys_symlink(lua_State *L)
+{
+	const char *target = checkpath(L, 1);
+	const char *linkpath = checkpath(L, 2);
+
+	if (symlink(target, linkpath) == -1)
+		return failpath(L, "symlink", linkpath);
+	return ok(L);
+}
+
+/***
+Create a symlink relative to a directory descriptor.
+@function symlinkat
+@string target
+@int dirfd
+@string linkpath
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see symlinkat(2)
+*/
+static int sys_symlinkat(lua_State *L)
+{
+	const char *target = checkpath(L, 1);
+	int dirfd = checkint(L, 2);
+	const char *linkpath = checkpath(L, 3);
+
+	if (symlinkat(target, dirfd, linkpath) == -1)
+		return failpath(L, "symlinkat", linkpath);
+	return ok(L);
+}
+
+/***
+Create a hard link.
+@function link
+@string oldpath
+@string newpath
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see link(2)
+*/
+static int sys_link(lua_State *L)
+{
+	const char *from = checkpath(L, 1);
+	const char *to = checkpath(L, 2);
+
+	if (link(from, to) == -1)
+		return failpaths(L, "link", from, to);
+	return ok(L);
+}
+
+/***
+Create a hard link relative to directory descriptors.
+@function linkat
+@int olddirfd
+@string oldpath
+@int newdirfd
+@string newpath
+@int[opt=0] flags `AT_SYMLINK_FOLLOW`, `AT_EMPTY_PATH`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see linkat(2)
+*/
+static int sys_linkat(lua_State *L)
+{
+	int fromfd = checkint(L, 1);
+	const char *from = checkpath(L, 2);
+	int tofd = checkint(L, 3);
+	const char *to = checkpath(L, 4);
+	int flags = optint(L, 5, 0);
+
+	if (linkat(fromfd, from, tofd, to, flags) == -1)
+		return failpaths(L, "linkat", from, to);
+	return ok(L);
+}
+
+/* Creating and removing names */
+
+/***
+Create a directory.
+@function mkdir
+@string path
+@int[opt=0777] mode permissions, before the umask
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see mkdir(2)
+*/
+static int sys_mkdir(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	mode_t mode = optmode(L, 2, 0777);
+
+	if (mkdir(path, mode) == -1)
+		return failpath(L, "mkdir", path);
+	return ok(L);
+}
+
+/***
+Create a directory relative to a directory descriptor.
+@function mkdirat
+@int dirfd
+@string path
+@int[opt=0777] mode
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see mkdirat(2)
+*/
+static int sys_mkdirat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	mode_t mode = optmode(L, 3, 0777);
+
+	if (mkdirat(dirfd, path, mode) == -1)
+		return failpath(L, "mkdirat", path);
+	return ok(L);
+}
+
+/***
+Remove an empty directory.
+@function rmdir
+@string path
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see rmdir(2)
+*/
+static int sys_rmdir(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+
+	if (rmdir(path) == -1)
+		return failpath(L, "rmdir", path);
+	return ok(L);
+}
+
+/***
+Remove a name that is not a directory.
+@function unlink
+@string path
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see unlink(2)
+*/
+static int sys_unlink(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+
+	if (unlink(path) == -1)
+		return failpath(L, "unlink", path);
+	return ok(L);
+}
+
+/***
+Remove a name relative to a directory descriptor.
+@function unlinkat
+@int dirfd
+@string path
+@int[opt=0] flags `AT_REMOVEDIR` to remove a directory
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see unlinkat(2)
+*/
+static int sys_unlinkat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	int flags = optint(L, 3, 0);
+
+	if (unlinkat(dirfd, path, flags) == -1)
+		return failpath(L, "unlinkat", path);
+	return ok(L);
+}
+
+/***
+Rename a file.
+The flags are those of the FUSE rename operation, so a mirror can pass
+them on unchanged.
+@function rename
+@string oldpath
+@string newpath
+@int[opt=0] flags `RENAME_NOREPLACE`, `RENAME_EXCHANGE`, `RENAME_WHITEOUT`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see rename(2)
+*/
+static int sys_rename(lua_State *L)
+{
+	const char *from = checkpath(L, 1);
+	const char *to = checkpath(L, 2);
+	unsigned flags = optuint(L, 3, 0);
+	int r;
+
+	/* Only renameat2 knows flags, and not every filesystem knows it. */
+	if (flags)
+		r = renameat2(AT_FDCWD, from, AT_FDCWD, to, flags);
+	else
+		r = rename(from, to);
+	if (r == -1)
+		return failpaths(L, "rename", from, to);
+	return ok(L);
+}
+
+/***
+Rename a file relative to directory descriptors.
+@function renameat2
+@int olddirfd
+@string oldpath
+@int newdirfd
+@string newpath
+@int[opt=0] flags `RENAME_NOREPLACE`, `RENAME_EXCHANGE`, `RENAME_WHITEOUT`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see renameat2(2)
+*/
+static int sys_renameat2(lua_State *L)
+{
+	int fromfd = checkint(L, 1);
+	const char *from = checkpath(L, 2);
+	int tofd = checkint(L, 3);
+	const char *to = checkpath(L, 4);
+	unsigned flags = optuint(L, 5, 0);
+
+	if (renameat2(fromfd, from, tofd, to, flags) == -1)
+		return failpaths(L, "renameat2", from, to);
+	return ok(L);
+}
+
+/***
+Create a file of any type: regular, device, fifo or socket.
+@function mknod
+@string path
+@int mode an `S_IF*` type ored with permissions
+@int[opt=0] dev device number, for `S_IFCHR` and `S_IFBLK`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see mknod(2)
+*/
+static int sys_mknod(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	mode_t mode = checkmode(L, 2);
+	dev_t dev = (dev_t)luaL_optinteger(L, 3, 0);
+
+	if (mknod(path, mode, dev) == -1)
+		return failpath(L, "mknod", path);
+	return ok(L);
+}
+
+/***
+Create a file of any type relative to a directory descriptor.
+@function mknodat
+@int dirfd
+@string path
+@int mode
+@int[opt=0] dev
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see mknodat(2)
+*/
+static int sys_mknodat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	mode_t mode = checkmode(L, 3);
+	dev_t dev = (dev_t)luaL_optinteger(L, 4, 0);
+
+	if (mknodat(dirfd, path, mode, dev) == -1)
+		return failpath(L, "mknodat", path);
+	return ok(L);
+}
+
+/***
+Create a named pipe.
+@function mkfifo
+@string path
+@int[opt=0666] mode permissions, before the umask
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see mkfifo(3)
+*/
+static int sys_mkfifo(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	mode_t mode = optmode(L, 2, 0666);
+
+	if (mkfifo(path, mode) == -1)
+		return failpath(L, "mkfifo", path);
+	return ok(L);
+}
+
+/* Permissions and owners */
+
+/***
+Change the permissions of a file.
+@function chmod
+@string path
+@int mode
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see chmod(2)
+*/
+static int sys_chmod(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	mode_t mode = checkmode(L, 2);
+
+	if (chmod(path, mode) == -1)
+		return failpath(L, "chmod", path);
+	return ok(L);
+}
+
+/***
+Change the permissions of an open file.
+@function fchmod
+@int fd
+@int mode
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fchmod(2)
+*/
+static int sys_fchmod(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	mode_t mode = checkmode(L, 2);
+
+	return fchmod(fd, mode) == -1 ? fail(L, "fchmod") : ok(L);
+}
+
+/***
+Change the permissions of a file relative to a directory descriptor.
+@function fchmodat
+@int dirfd
+@string path
+@int mode
+@int[opt=0] flags `AT_SYMLINK_NOFOLLOW` (fails with `EOPNOTSUPP` on a
+symlink, which Linux cannot chmod)
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fchmodat(2)
+*/
+static int sys_fchmodat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	mode_t mode = checkmode(L, 3);
+	int flags = optint(L, 4, 0);
+
+	if (fchmodat(dirfd, path, mode, flags) == -1)
+		return failpath(L, "fchmodat", path);
+	return ok(L);
+}
+
+/***
+Change the owner and group of a file, following symlinks.
+@function chown
+@string path
+@int uid -1 to leave unchanged
+@int gid -1 to leave unchanged
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see chown(2)
+*/
+static int sys_chown(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	uid_t uid = checkid(L, 2);
+	gid_t gid = checkid(L, 3);
+
+	if (chown(path, uid, gid) == -1)
+		return failpath(L, "chown", path);
+	return ok(L);
+}
+
+/***
+Change the owner and group of a file, not following a final symlink.
+@function lchown
+@string path
+@int uid -1 to leave unchanged
+@int gid -1 to leave unchanged
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see lchown(2)
+*/
+static int sys_lchown(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	uid_t uid = checkid(L, 2);
+	gid_t gid = checkid(L, 3);
+
+	if (lchown(path, uid, gid) == -1)
+		return failpath(L, "lchown", path);
+	return ok(L);
+}
+
+/***
+Change the owner and group of an open file.
+@function fchown
+@int fd
+@int uid -1 to leave unchanged
+@int gid -1 to leave unchanged
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fchown(2)
+*/
+static int sys_fchown(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	uid_t uid = checkid(L, 2);
+	gid_t gid = checkid(L, 3);
+
+	return fchown(fd, uid, gid) == -1 ? fail(L, "fchown") : ok(L);
+}
+
+/***
+Change the owner and group of a file relative to a directory descriptor.
+@function fchownat
+@int dirfd
+@string path
+@int uid -1 to leave unchanged
+@int gid -1 to leave unchanged
+@int[opt=0] flags `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fchownat(2)
+*/
+static int sys_fchownat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	uid_t uid = checkid(L, 3);
+	gid_t gid = checkid(L, 4);
+	int flags = optint(L, 5, 0);
+
+	if (fchownat(dirfd, path, uid, gid, flags) == -1)
+		return failpath(L, "fchownat", path);
+	return ok(L);
+}
+
+/* Times and access */
+
+/* Seconds and nanoseconds as the utimens operation receives them, so
+ * UTIME_NOW and UTIME_OMIT pass through untouched. */
+static void checktimes(lua_State *L, int arg, struct timespec ts[2])
+{
+	ts[0].tv_sec = (time_t)luaL_checkinteger(L, arg);
+	ts[0].tv_nsec = (long)luaL_checkinteger(L, arg + 1);
+	ts[1].tv_sec = (time_t)luaL_checkinteger(L, arg + 2);
+	ts[1].tv_nsec = (long)luaL_checkinteger(L, arg + 3);
+}
+
+/***
+Set the access and modification times of a file.
+@function utimensat
+@int dirfd
+@string path
+@int atime seconds
+@int atime_nsec nanoseconds, or `UTIME_NOW` or `UTIME_OMIT`
+@int mtime seconds
+@int mtime_nsec nanoseconds, or `UTIME_NOW` or `UTIME_OMIT`
+@int[opt=0] flags `AT_SYMLINK_NOFOLLOW`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see utimensat(2)
+*/
+static int sys_utimensat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	struct timespec ts[2];
+	int flags;
+
+	checktimes(L, 3, ts);
+	flags = optint(L, 7, 0);
+	if (utimensat(dirfd, path, ts, flags) == -1)
+		return failpath(L, "utimensat", path);
+	return ok(L);
+}
+
+/***
+Set the access and modification times of an open file.
+@function futimens
+@int fd
+@int atime
+@int atime_nsec or `UTIME_NOW` or `UTIME_OMIT`
+@int mtime
+@int mtime_nsec or `UTIME_NOW` or `UTIME_OMIT`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see futimens(3)
+*/
+static int sys_futimens(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	struct timespec ts[2];
+
+	checktimes(L, 2, ts);
+	return futimens(fd, ts) == -1 ? fail(L, "futimens") : ok(L);
+}
+
+/***
+Check the real user's permission to access a file.
+@function access
+@string path
+@int mode `F_OK`, or `R_OK`, `W_OK`, `X_OK` ored together
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see access(2)
+*/
+static int sys_access(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	int mode = checkint(L, 2);
+
+	if (access(path, mode) == -1)
+		return failpath(L, "access", path);
+	return ok(L);
+}
+
+/***
+Check permission to access a file relative to a directory descriptor.
+@function faccessat
+@int dirfd
+@string path
+@int mode
+@int[opt=0] flags `AT_EACCESS`, `AT_SYMLINK_NOFOLLOW`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see faccessat(2)
+*/
+static int sys_faccessat(lua_State *L)
+{
+	int dirfd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	int mode = checkint(L, 3);
+	int flags = optint(L, 4, 0);
+
+	if (faccessat(dirfd, path, mode, flags) == -1)
+		return failpath(L, "faccessat", path);
+	return ok(L);
+}
+
+/* Directory streams */
+
+struct ldir {
+	DIR *dir;	/* NULL once closed */
+};
+
+static DIR *checkdir(lua_State *L)
+{
+	struct ldir *d = luaL_checkudata(L, 1, DIR_MT);
+
+	if (!d->dir)
+		luaL_error(L, "closed " DIR_MT);
+	return d->dir;
+}
+
+/* The one place a stream is closed, for close(), __close and __gc alike;
+ * clearing the pointer first makes every later call a no-op. */
+static int dir_release(struct ldir *d)
+{
+	DIR *dir = d->dir;
+
+	d->dir = NULL;
+	return dir ? closedir(dir) : 0;
+}
+
+/* The userdata exists before the stream does, so a memory error while
+ * creating it cannot leak an open DIR. */
+static struct ldir *newdir(lua_State *L)
+{
+	struct ldir *d = lua_newuserdatauv(L, sizeof *d, 0);
+
+	d->dir = NULL;
+	luaL_setmetatable(L, DIR_MT);
+	return d;
+}
+
+/***
+Open a directory stream.
+The stream reads the directory a kernel buffer at a time, so a directory
+of any size lists in constant memory.
+@function opendir
+@string path
+@treturn[1] luafs.Dir
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see opendir(3)
+*/
+static int sys_opendir(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	struct ldir *d = newdir(L);
+
+	d->dir = opendir(path);
+	if (!d->dir)
+		return failpath(L, "opendir", path);
+	return 1;
+}
+
+/***
+Open a directory stream on a directory descriptor.
+On success the stream owns fd: closing the stream closes it.
+@function fdopendir
+@int fd
+@treturn[1] luafs.Dir
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fdopendir(3)
+*/
+static int sys_fdopendir(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	struct ldir *d = newdir(L);
+
+	d->dir = fdopendir(fd);
+	if (!d->dir)
+		return fail(L, "fdopendir");
+	return 1;
+}
+
+/***
+A directory stream from @{opendir} or @{fdopendir}.
+It is closed by `close()`, by leaving the scope of a `<close>` variable,
+or by the garbage collector, whichever comes first.
+@type luafs.Dir
+*/
+
+/***
+The next entry.
+`for name, ino, dtype in dir.read, dir do ... end` walks the stream.
+@function Dir:read
+@treturn[1] string name
+@treturn[1] int inode number
+@treturn[1] int type, one of the `DT_*` constants (`DT_UNKNOWN` when the
+filesystem does not say)
+@return[2] nil at the end of the directory
+@return[3] nil
+@treturn[3] string error message
+@treturn[3] int errno
+@see readdir(3)
+*/
+static int dir_read(lua_State *L)
+{
+	DIR *dir = checkdir(L);
+	struct dirent *e;
+
+	/* NULL is both the end and an error; only errno tells them apart. */
+	errno = 0;
+	e = readdir(dir);
+	if (!e) {
+		if (errno)
+			return fail(L, "readdir");
+		luaL_pushfail(L);
+		return 1;
+	}
+	lua_pushstring(L, e->d_name);
+	lua_pushinteger(L, (lua_Integer)e->d_ino);
+	lua_pushinteger(L, e->d_type);
+	return 3;
+}
+
+/***
+The current position, to come back to with @{Dir:seek}.
+It is the offset of the next entry, as a FUSE readdir offset is.
+@function Dir:tell
+@treturn[1] int position
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see telldir(3)
+*/
+static int dir_tell(lua_State *L)
+{
+	long pos = telldir(checkdir(L));
+
+	if (pos == -1)
+		return fail(L, "telldir");
+	lua_pushinteger(L, pos);
+	return 1;
+}
+
+/***
+Go back to a position from @{Dir:tell}, or 0 for the start.
+@function Dir:seek
+@int pos
+@treturn boolean true
+@see seekdir(3)
+*/
+static int dir_seek(lua_State *L)
+{
+	DIR *dir = checkdir(L);
+
+	seekdir(dir, (long)luaL_checkinteger(L, 2));
+	return ok(L);
+}
+
+/***
+Close the stream.  Using it afterwards raises an error.
+@function Dir:close
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see closedir(3)
+*/
+static int dir_close(lua_State *L)
+{
+	checkdir(L);
+	if (dir_release(lua_touserdata(L, 1)) == -1)
+		return fail(L, "closedir");
+	return ok(L);
+}
+
+static int dir_gc(lua_State *L)
+{
+	dir_release(luaL_checkudata(L, 1, DIR_MT));
+	return 0;
+}
+
+static int dir_tostring(lua_State *L)
+{
+	struct ldir *d = luaL_checkudata(L, 1, DIR_MT);
+
+	if (d->dir)
+		lua_pushfstring(L, DIR_MT " (%p)", (void *)d->dir);
+	else
+		lua_pushliteral(L, DIR_MT " (closed)");
+	return 1;
+}
+
+/* Extended attributes */
+
+/* A NULL path means the fd variant. */
+static ssize_t xget(const char *path, int fd, const char *name, char *buf,
+		    size_t size)
+{
+	if (name)
+		return path ? lgetxattr(path, name, buf, size)
+			    : fgetxattr(fd, name, buf, size);
+	return path ? llistxattr(path, buf, size) : flistxattr(fd, buf, size);
+}
+
+/*
+ * Fill the scratch buffer with a value (name) or the name list (no name).
+ * Try the buffer as it is first, which is one system call when it is large
+ * enough.  ERANGE says it is not: ask for the size and try again, as often
+ * as another process keeps growing the value in between.
+ */
+static ssize_t xfetch(struct scratch *s, const char *path, int fd,
+		      const char *name)
+{
+	ssize_t n;
+
+	if (!scratch(s, SCRATCH_MIN))
+		return -1;
+	for (;;) {
+		n = xget(path, fd, name, s->p, s->cap);
+		if (n >= 0 || errno != ERANGE)
+			return n;
+		n = xget(path, fd, name, NULL, 0);
+		if (n == -1 || !scratch(s, (size_t)n))
+			return -1;
+	}
+}
+
+static int xfail(lua_State *L, const char *what, const char *path)
+{
+	return path ? failpath(L, what, path) : fail(L, what);
+}
+
+static int getxattr_common(lua_State *L, const char *what, const char *path,
+			   int fd, const char *name)
+{
+	struct scratch *s = toscratch(L);
+	ssize_t n = xfetch(s, path, fd, name);
+
+	if (n == -1)
+		return xfail(L, what, path);
+	pushscratch(L, s, (size_t)n);
+	return 1;
+}
+
+static int listxattr_common(lua_State *L, const char *what,
+			    const char *path, int fd)
+{
+	struct scratch *s = toscratch(L);
+	ssize_t n = xfetch(s, path, fd, NULL);
+	const char *p, *end;
+	int i = 0;
+
+	if (n == -1)
+		return xfail(L, what, path);
+	end = s->p + n;
+	lua_newtable(L);
+	for (p = s->p; p < end; p += strlen(p) + 1) {
+		lua_pushstring(L, p);
+		lua_rawseti(L, -2, ++i);
+	}
+	scratch_trim(s);
+	return 1;
+}
+
+/***
+Set an extended attribute, not following a final symlink.
+@function lsetxattr
+@string path
+@string name with its namespace, as `user.comment`
+@string value any bytes
+@int[opt=0] flags `XATTR_CREATE` or `XATTR_REPLACE`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see lsetxattr(2)
+*/
+static int sys_lsetxattr(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	const char *name = checkpath(L, 2);
+	size_t len;
+	const char *value = luaL_checklstring(L, 3, &len);
+	int flags = optint(L, 4, 0);
+
+	if (lsetxattr(path, name, value, len, flags) == -1)
+		return failpath(L, "lsetxattr", path);
+	return ok(L);
+}
+
+/***
+Set an extended attribute of an open file.
+@function fsetxattr
+@int fd
+@string name
+@string value
+@int[opt=0] flags `XATTR_CREATE` or `XATTR_REPLACE`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fsetxattr(2)
+*/
+static int sys_fsetxattr(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	const char *name = checkpath(L, 2);
+	size_t len;
+	const char *value = luaL_checklstring(L, 3, &len);
+	int flags = optint(L, 4, 0);
+
+	if (fsetxattr(fd, name, value, len, flags) == -1)
+		return fail(L, "fsetxattr");
+	return ok(L);
+}
+
+/***
+The value of an extended attribute, not following a final symlink.
+@function lgetxattr
+@string path
+@string name
+@treturn[1] string value
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno (`ENODATA` when there is no such attribute)
+@see lgetxattr(2)
+*/
+static int sys_lgetxattr(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+
+	return getxattr_common(L, "lgetxattr", path, -1, checkpath(L, 2));
+}
+
+/***
+The value of an extended attribute of an open file.
+@function fgetxattr
+@int fd
+@string name
+@treturn[1] string value
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fgetxattr(2)
+*/
+static int sys_fgetxattr(lua_State *L)
+{
+	int fd = checkint(L, 1);
+
+	return getxattr_common(L, "fgetxattr", NULL, fd, checkpath(L, 2));
+}
+
+/***
+The names of a file's extended attributes, not following a final symlink.
+@function llistxattr
+@string path
+@treturn[1] {string,...} names
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see llistxattr(2)
+*/
+static int sys_llistxattr(lua_State *L)
+{
+	return listxattr_common(L, "llistxattr", checkpath(L, 1), -1);
+}
+
+/***
+The names of an open file's extended attributes.
+@function flistxattr
+@int fd
+@treturn[1] {string,...} names
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see flistxattr(2)
+*/
+static int sys_flistxattr(lua_State *L)
+{
+	return listxattr_common(L, "flistxattr", NULL, checkint(L, 1));
+}
+
+/***
+Remove an extended attribute, not following a final symlink.
+@function lremovexattr
+@string path
+@string name
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see lremovexattr(2)
+*/
+static int sys_lremovexattr(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+	const char *name = checkpath(L, 2);
+
+	if (lremovexattr(path, name) == -1)
+		return failpath(L, "lremovexattr", path);
+	return ok(L);
+}
+
+/***
+Remove an extended attribute of an open file.
+@function fremovexattr
+@int fd
+@string name
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fremovexattr(2)
+*/
+static int sys_fremovexattr(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	const char *name = checkpath(L, 2);
+
+	return fremovexattr(fd, name) == -1 ? fail(L, "fremovexattr") : ok(L);
+}
+
+/* Locks */
+
+/***
+Apply or remove a BSD lock on an open file.
+@function flock
+@int fd
+@int op `LOCK_SH`, `LOCK_EX` or `LOCK_UN`, ored with `LOCK_NB`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno (`EWOULDBLOCK` when `LOCK_NB` finds it taken)
+@see flock(2)
+*/
+static int sys_flock(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	int op = checkint(L, 2);
+
+	return flock(fd, op) == -1 ? fail(L, "flock") : ok(L);
+}
+
+static lua_Integer lockfield(lua_State *L, const char *name, int required,
+			     lua_Integer def)
+{
+	lua_Integer v = def;
+	int isnum;
+
+	if (lua_getfield(L, 3, name) != LUA_TNIL) {
+		v = lua_tointegerx(L, -1, &isnum);
+		if (!isnum || lua_type(L, -1) != LUA_TNUMBER)
+			luaL_argerror(L, 3, lua_pushfstring(L,
+				"field '%s' must be an integer", name));
+	} else if (required)
+		luaL_argerror(L, 3, lua_pushfstring(L, "no field '%s'", name));
+	lua_pop(L, 1);
+	return v;
+}
+
+static void setlockfield(lua_State *L, const char *name, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, 3, name);
+}
+
+/***
+Test, apply or remove a POSIX record lock.
+With `F_GETLK` the table is updated in place to the first lock that would
+conflict, or its `type` becomes `F_UNLCK` when none would.
+@function fcntl_lock
+@int fd
+@int cmd `F_GETLK`, `F_SETLK`, `F_SETLKW`, `F_OFD_GETLK`, `F_OFD_SETLK`
+or `F_OFD_SETLKW`
+@tparam table lock `type` (`F_RDLCK`, `F_WRLCK` or `F_UNLCK`) and, all
+defaulting to 0, `whence` (a `SEEK_*`), `start`, `len` (0 for "to the end
+of file") and `pid` (must stay 0 for the `F_OFD_*` commands)
+@treturn[1] table lock
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno (`EAGAIN` or `EACCES` when `F_SETLK` finds it taken)
+@see fcntl(2)
+*/
+static int sys_fcntl_lock(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	int cmd = checkint(L, 2);
+	struct flock fl;
+
+	switch (cmd) {
+	case F_GETLK: case F_SETLK: case F_SETLKW:
+	case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
+		break;
+	default:
+		return luaL_argerror(L, 2, "not a lock command");
+	}
+	luaL_checktype(L, 3, LUA_TTABLE);
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = (short)lockfield(L, "type", 1, 0);
+	fl.l_whence = (short)lockfield(L, "whence", 0, SEEK_SET);
+	fl.l_start = (off_t)lockfield(L, "start", 0, 0);
+	fl.l_len = (off_t)lockfield(L, "len", 0, 0);
+	fl.l_pid = (pid_t)lockfield(L, "pid", 0, 0);
+	if (fcntl(fd, cmd, &fl) == -1)
+		return fail(L, "fcntl");
+	setlockfield(L, "type", fl.l_type);
+	setlockfield(L, "whence", fl.l_whence);
+	setlockfield(L, "start", fl.l_start);
+	setlockfield(L, "len", fl.l_len);
+	setlockfield(L, "pid", fl.l_pid);
+	lua_settop(L, 3);
+	return 1;
+}
+
+/* Process */
+
+/***
+Set the file mode creation mask.
+@function umask
+@int mask
+@treturn int the previous mask
+@see umask(2)
+*/
+static int sys_umask(lua_State *L)
+{
+	lua_pushinteger(L, umask(checkmode(L, 1)));
+	return 1;
+}
+
+/***
+The real user id of the host process.
+In an operation, the caller's ids are in `luafs.context()` instead.
+@function getuid
+@treturn int
+@see getuid(2)
+*/
+static int sys_getuid(lua_State *L)
+{
+	lua_pushinteger(L, getuid());
+	return 1;
+}
+
+/***
+The effective user id of the host process.
+@function geteuid
+@treturn int
+@see geteuid(2)
+*/
+static int sys_geteuid(lua_State *L)
+{
+	lua_pushinteger(L, geteuid());
+	return 1;
+}
+
+/***
+The real group id of the host process.
+@function getgid
+@treturn int
+@see getgid(2)
+*/
+static int sys_getgid(lua_State *L)
+{
+	lua_pushinteger(L, getgid());
+	return 1;
+}
+
+/***
+The effective group id of the host process.
+@function getegid
+@treturn int
+@see getegid(2)
+*/
+static int sys_getegid(lua_State *L)
+{
+	lua_pushinteger(L, getegid());
+	return 1;
+}
+
+/***
+The process id of the host.
+@function getpid
+@treturn int
+@see getpid(2)
+*/
+static int sys_getpid(lua_State *L)
+{
+	lua_pushinteger(L, getpid());
+	return 1;
+}
+
+/***
+Sleep, to the nanosecond, for the whole time even when signals arrive.
+@function sleep
+@number seconds may have a fraction
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see nanosleep(2)
+*/
+static int sys_sleep(lua_State *L)
+{
+	lua_Number secs = luaL_checknumber(L, 1);
+	lua_Integer whole = 0;
+	struct timespec req, rem;
+
+	/* Also refuses NaN, for which every comparison is false. */
+	luaL_argcheck(L, secs >= 0 && lua_numbertointeger(secs, &whole), 1,
+		      "out of range");
+	req.tv_sec = (time_t)whole;
+	req.tv_nsec = (long)((secs - (lua_Number)whole) * 1e9);
+	while (nanosleep(&req, &rem) == -1) {
+		if (errno != EINTR)
+			return fail(L, "nanosleep");
+		req = rem;
+	}
+	return ok(L);
+}
+
+/***
+The message for an errno value.
+@function strerror
+@int errno
+@treturn string
+@see strerror(3)
+*/
+static int sys_strerror(lua_State *L)
+{
+	lua_pushstring(L, strerror(checkint(L, 1)));
+	return 1;
+}
+
+static const luaL_Reg sys_funcs[] = {
+	{ "lstat", sys_lstat },
+	{ "stat", sys_stat },
+	{ "fstat", sys_fstat },
+	{ "fstatat", sys_fstatat },
+	{ "statvfs", sys_statvfs },
+	{ "fstatvfs", sys_fstatvfs },
+	{ "open", sys_open },
+	{ "openat", sys_openat },
+	{ "close", sys_close },
+	{ "pread", sys_pread },
+	{ "pwrite", sys_pwrite },
+	{ "read", sys_read },
+	{ "write", sys_write },
+	{ "fsync", sys_fsync },
+	{ "fdatasync", sys_fdatasync },
+	{ "ftruncate", sys_ftruncate },
+	{ "truncate", sys_truncate },
+	{ "fallocate", sys_fallocate },
+	{ "copy_file_range", sys_copy_file_range },
+	{ "lseek", sys_lseek },
+	{ "readlink", sys_readlink },
+	{ "readlinkat", sys_readlinkat },
+	{ "symlink", sys_symlink },
+	{ "symlinkat", sys_symlinkat },
+	{ "link", sys_link },
+	{ "linkat", sys_linkat },
+	{ "mkdir", sys_mkdir },
+	{ "mkdirat", sys_mkdirat },
+	{ "rmdir", sys_rmdir },
+	{ "unlink", sys_unlink },
+	{ "unlinkat", sys_unlinkat },
+	{ "rename", sys_rename },
+	{ "renameat2", sys_renameat2 },
+	{ "mknod", sys_mknod },
+	{ "mknodat", sys_mknodat },
+	{ "mkfifo", sys_mkfifo },
+	{ "chmod", sys_chmod },
+	{ "fchmod", sys_fchmod },
+	{ "fchmodat", sys_fchmodat },
+	{ "chown", sys_chown },
+	{ "lchown", sys_lchown },
+	{ "fchown", sys_fchown },
+	{ "fchownat", sys_fchownat },
+	{ "utimensat", sys_utimensat },
+	{ "futimens", sys_futimens },
+	{ "access", sys_access },
+	{ "faccessat", sys_faccessat },
+	{ "opendir", sys_opendir },
+	{ "fdopendir", sys_fdopendir },
+	{ "lsetxattr", sys_lsetxattr },
+	{ "fsetxattr", sys_fsetxattr },
+	{ "lgetxattr", sys_lgetxattr },
+	{ "fgetxattr", sys_fgetxattr },
+	{ "llistxattr", sys_llistxattr },
+	{ "flistxattr", sys_flistxattr },
+	{ "lremovexattr", sys_lremovexattr },
+	{ "fremovexattr", sys_fremovexattr },
+	{ "flock", sys_flock },
+	{ "fcntl_lock", sys_fcntl_lock },
+	{ "umask", sys_umask },
+	{ "getuid", sys_getuid },
+	{ "geteuid", sys_geteuid },
+	{ "getgid", sys_getgid },
+	{ "getegid", sys_getegid },
+	{ "getpid", sys_getpid },
+	{ "sleep", sys_sleep },
+	{ "strerror", sys_strerror },
+	{ NULL, NULL }
+};
+
+static const luaL_Reg dir_methods[] = {
+	{ "read", dir_read },
+	{ "tell", dir_tell },
+	{ "seek", dir_seek },
+	{ "close", dir_close },
+	{ NULL, NULL }
+};
+
+static const luaL_Reg dir_meta[] = {
+	{ "__gc", dir_gc },
+	{ "__close", dir_gc },
+	{ "__tostring", dir_tostring },
+	{ NULL, NULL }
+};
+
+int luafs_open_sys(lua_State *L)
+{
+	struct scratch *s;
+
+	if (luaL_newmetatable(L, DIR_MT)) {
+		luaL_setfuncs(L, dir_meta, 0);
+		luaL_newlib(L, dir_methods);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);
+
+	luaL_newlibtable(L, sys_funcs);
+	s = lua_newuserdatauv(L, sizeof *s, 0);
+	s->p = NULL;
+	s->cap = 0;
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, scratch_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	luaL_setfuncs(L, sys_funcs, 1);
+	return 1;
+}
