@@ -81,6 +81,39 @@ static int protected_call(lua_State *L)
 	return 0;
 }
 
+/*
+ * Userdata that borrow libfuse's memory for one call (FileInfo, BufVec)
+ * start with that pointer.  They are anchored in the registry while the
+ * call runs, so that clearing the pointer afterwards never races the
+ * collector, and a copy the script kept raises instead of reading freed
+ * memory.
+ */
+static const char borrowed_keys[LUAFS_MAX_BORROWED];
+
+void luafs_borrow(lua_State *L, int idx)
+{
+	struct luafs_call *c = luafs_current;
+
+	if (c->nborrowed == LUAFS_MAX_BORROWED)
+		luaL_error(L, "too many borrowed objects in one call");
+	lua_pushvalue(L, idx);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &borrowed_keys[c->nborrowed++]);
+}
+
+/* Runs outside protected mode: only reads and clears existing keys. */
+static void expire_borrowed(lua_State *L, struct luafs_call *c)
+{
+	while (c->nborrowed > 0) {
+		const void *key = &borrowed_keys[--c->nborrowed];
+
+		lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+		*(void **)lua_touserdata(L, -1) = NULL;
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+	}
+}
+
 /* Logs an error with its traceback on one line. */
 static void log_error(struct luafs_call *c, const char *msg)
 {
@@ -146,7 +179,7 @@ int luafs_call(struct luafs_call *c)
 	c->st = luafs_state_acquire(c->pin - 1);
 	L = c->st->L;
 	top = lua_gettop(L);
-	c->nfi = 0;
+	c->nborrowed = 0;
 	luafs_current = c;
 	lua_pushcfunction(L, msghandler);
 	lua_pushcfunction(L, protected_call);
@@ -163,7 +196,7 @@ int luafs_call(struct luafs_call *c)
 		c->result = -EIO;
 	}
 	lua_settop(L, top);
-	luafs_fileinfo_expire(L, c);
+	expire_borrowed(L, c);
 	drop_handle(L, c);
 	luafs_current = outer;
 	luafs_state_release(c->st);

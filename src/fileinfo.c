@@ -4,8 +4,7 @@
  * The struct belongs to libfuse and lives only while its callback runs, so
  * the userdata borrows it: the host clears the pointer when the callback
  * returns, and a FileInfo kept beyond that raises "expired" instead of
- * touching freed memory.  The userdata being handed out are anchored in the
- * registry until then, so clearing them never races the collector.
+ * touching freed memory (see luafs_borrow).
  */
 #include "luafs.h"
 
@@ -14,11 +13,9 @@
 #define FILEINFO_MT "luafs.FileInfo"
 
 struct fileinfo {
-	struct fuse_file_info *fi;
+	struct fuse_file_info *fi;	/* first: cleared by luafs_expire */
 	int writable;		/* open, create, opendir may set the flags */
 };
-
-static const char anchors[LUAFS_MAX_FI];
 
 static struct fileinfo *check_fileinfo(lua_State *L)
 {
@@ -151,7 +148,6 @@ void luafs_fileinfo_open(lua_State *L)
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 			 int writable)
 {
-	struct luafs_call *c = luafs_current;
 	struct fileinfo *u;
 
 	if (fi == NULL) {
@@ -162,22 +158,5 @@ void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 	u->fi = fi;
 	u->writable = writable;
 	luaL_setmetatable(L, FILEINFO_MT);
-	lua_pushvalue(L, -1);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &anchors[c->nfi++]);
-}
-
-/* Runs outside protected mode: only reads and clears existing slots. */
-void luafs_fileinfo_expire(lua_State *L, struct luafs_call *c)
-{
-	while (c->nfi > 0) {
-		const void *key = &anchors[--c->nfi];
-		struct fileinfo *u;
-
-		lua_rawgetp(L, LUA_REGISTRYINDEX, key);
-		u = lua_touserdata(L, -1);
-		u->fi = NULL;
-		lua_pop(L, 1);
-		lua_pushnil(L);
-		lua_rawsetp(L, LUA_REGISTRYINDEX, key);
-	}
+	luafs_borrow(L, -1);
 }

@@ -95,10 +95,12 @@ struct luafs_call {
 	luafs_take_fn take;	/* turns results into c->result, may raise */
 	void *arg;		/* the operation's own in/out parameters */
 	int result;		/* >= 0 success, < 0 -errno */
-	int nfi;		/* FileInfo objects handed out, to expire */
+	int nborrowed;		/* borrowing userdata handed out */
 	int pin;		/* 1 + index of the state to run in, or 0 */
 };
 int luafs_call(struct luafs_call *c);
+#define LUAFS_MAX_BORROWED 4
+void luafs_borrow(lua_State *L, int idx);
 
 /* ops.c: the fuse_operations table, NULL where the script has no function. */
 void luafs_ops_fill(struct fuse_operations *ops, uint64_t present);
@@ -111,11 +113,23 @@ void luafs_config_push(lua_State *L, struct fuse_config *cfg);
 void luafs_host_started(void);
 
 /* fileinfo.c: luafs.FileInfo, borrowed for the duration of one call. */
-#define LUAFS_MAX_FI 2
 void luafs_fileinfo_open(lua_State *L);
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 			 int writable);
-void luafs_fileinfo_expire(lua_State *L, struct luafs_call *c);
+
+/* bufvec.c: luafs.BufVec, for read_buf and write_buf. */
+struct fuse_bufvec;
+void luafs_bufvec_open(lua_State *L);
+void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv);
+struct fuse_bufvec *luafs_bufvec_take(lua_State *L, int idx, size_t max);
+
+/* pollhandle.c: luafs.PollHandle, owned by Lua once poll receives it. */
+void luafs_pollhandle_open(lua_State *L);
+void luafs_pollhandle_push(lua_State *L, struct fuse_pollhandle *ph);
+
+/* invalidate.c: luafs.invalidate_path, queued to run outside requests. */
+void luafs_invalidate_open(lua_State *L, int module);
+void luafs_invalidate_stop(void);
 
 /*
  * handles.c: file handles that are any Lua value, kept until release.

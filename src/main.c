@@ -380,6 +380,7 @@ int main(int argc, char **argv)
 	else if (!luafs_host.init_failed)
 		res = 0;
 	block_signals();
+	luafs_invalidate_stop();
 out_unmount:
 	fuse_unmount(luafs_host.fuse);
 out_fuse:

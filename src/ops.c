@@ -8,7 +8,9 @@
 #include "luafs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 static void push_path(lua_State *L, const char *path)
 {
@@ -609,6 +611,333 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return call_path(OP_readdir, path, fi, push_readdir, take_readdir, &a);
 }
 
+/* locks */
+
+static void push_lock(lua_State *L, const struct flock *lk)
+{
+	lua_createtable(L, 0, 5);
+	lua_pushinteger(L, lk->l_type);
+	lua_setfield(L, -2, "type");
+	lua_pushinteger(L, lk->l_whence);
+	lua_setfield(L, -2, "whence");
+	lua_pushinteger(L, lk->l_start);
+	lua_setfield(L, -2, "start");
+	lua_pushinteger(L, lk->l_len);
+	lua_setfield(L, -2, "len");
+	lua_pushinteger(L, lk->l_pid);
+	lua_setfield(L, -2, "pid");
+}
+
+static lua_Integer lock_field(lua_State *L, int idx, const char *name)
+{
+	int isint;
+	lua_Integer v;
+
+	lua_getfield(L, idx, name);
+	v = lua_tointegerx(L, -1, &isint);
+	if (!isint && !lua_isnil(L, -1))
+		luaL_error(L, "lock field '%s' must be an integer, got %s",
+			   name, luaL_typename(L, -1));
+	lua_pop(L, 1);
+	return v;
+}
+
+static int push_lockop(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c->fi, 0);
+	lua_pushinteger(L, ARGS(c)->n1);
+	push_lock(L, ARGS(c)->out);
+	return 4;
+}
+
+/* F_GETLK answers with the lock table describing the conflicting lock. */
+static int take_lock(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	struct flock *lk = ARGS(c)->out;
+
+	if (ARGS(c)->n1 != F_GETLK || n == 0 || !lua_istable(L, first))
+		return 0;
+	lk->l_type = (short)lock_field(L, first, "type");
+	lk->l_whence = (short)lock_field(L, first, "whence");
+	lk->l_start = (off_t)lock_field(L, first, "start");
+	lk->l_len = (off_t)lock_field(L, first, "len");
+	lk->l_pid = (pid_t)lock_field(L, first, "pid");
+	return 0;
+}
+
+static int op_lock(const char *path, struct fuse_file_info *fi, int cmd,
+		   struct flock *lk)
+{
+	struct args a = { .n1 = cmd, .out = lk };
+
+	return call_path(OP_lock, path, fi, push_lockop, take_lock, &a);
+}
+
+static int push_p_fi_n1(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c->fi, 0);
+	lua_pushinteger(L, ARGS(c)->n1);
+	return 3;
+}
+
+static int op_flock(const char *path, struct fuse_file_info *fi, int op)
+{
+	struct args a = { .n1 = op };
+
+	return call_path(OP_flock, path, fi, push_p_fi_n1, NULL, &a);
+}
+
+/* space and positions */
+
+static int push_fallocate(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushinteger(L, ARGS(c)->n1);
+	lua_pushinteger(L, ARGS(c)->offset);
+	lua_pushinteger(L, ARGS(c)->n2);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 5;
+}
+
+static int op_fallocate(const char *path, int mode, off_t offset, off_t len,
+			struct fuse_file_info *fi)
+{
+	struct args a = { .n1 = mode, .offset = offset, .n2 = len };
+
+	return call_path(OP_fallocate, path, fi, push_fallocate, NULL, &a);
+}
+
+struct copy_args {
+	const char *path_out;
+	struct fuse_file_info *fi_out;
+	off_t off_in, off_out;
+	size_t len;
+	int flags;
+};
+
+static int push_copy(lua_State *L, struct luafs_call *c)
+{
+	struct copy_args *a = c->arg;
+
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c->fi, 0);
+	lua_pushinteger(L, a->off_in);
+	push_path(L, a->path_out);
+	luafs_fileinfo_push(L, a->fi_out, 0);
+	lua_pushinteger(L, a->off_out);
+	lua_pushinteger(L, (lua_Integer)a->len);
+	lua_pushinteger(L, a->flags);
+	return 8;
+}
+
+static int take_copy(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	struct copy_args *a = c->arg;
+
+	(void)n;
+	return (int)take_count(L, c, first, (lua_Integer)a->len);
+}
+
+static ssize_t op_copy_file_range(const char *path_in,
+				  struct fuse_file_info *fi_in, off_t off_in,
+				  const char *path_out,
+				  struct fuse_file_info *fi_out, off_t off_out,
+				  size_t len, int flags)
+{
+	struct copy_args a = { path_out, fi_out, off_in, off_out,
+			       len > INT32_MAX ? INT32_MAX : len, flags };
+
+	return call_path(OP_copy_file_range, path_in, fi_in, push_copy,
+			 take_copy, &a);
+}
+
+static int push_lseek(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushinteger(L, ARGS(c)->offset);
+	lua_pushinteger(L, ARGS(c)->n1);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 4;
+}
+
+static int take_lseek(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	(void)n;
+	*(off_t *)ARGS(c)->out = (off_t)take_count(L, c, first, INT64_MAX);
+	return 0;
+}
+
+static off_t op_lseek(const char *path, off_t off, int whence,
+		      struct fuse_file_info *fi)
+{
+	off_t result = 0;
+	struct args a = { .offset = off, .n1 = whence, .out = &result };
+	int res = call_path(OP_lseek, path, fi, push_lseek, take_lseek, &a);
+
+	return res < 0 ? res : result;
+}
+
+static int push_bmap(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	lua_pushinteger(L, (lua_Integer)ARGS(c)->size);
+	lua_pushinteger(L, (lua_Integer)*(uint64_t *)ARGS(c)->out);
+	return 3;
+}
+
+static int take_bmap(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	(void)n;
+	*(uint64_t *)ARGS(c)->out = (uint64_t)take_count(L, c, first,
+							 INT64_MAX);
+	return 0;
+}
+
+static int op_bmap(const char *path, size_t blocksize, uint64_t *idx)
+{
+	struct args a = { .size = blocksize, .out = idx };
+
+	return call_path(OP_bmap, path, NULL, push_bmap, take_bmap, &a);
+}
+
+/* ioctl: data in and out, sized by the command's _IOC bits. */
+
+struct ioctl_args {
+	unsigned int cmd;
+	void *arg;
+	unsigned int flags;
+	void *data;
+	size_t in, out;
+};
+
+static int push_ioctl(lua_State *L, struct luafs_call *c)
+{
+	struct ioctl_args *a = c->arg;
+
+	push_path(L, c->path);
+	lua_pushinteger(L, a->cmd);
+	lua_pushinteger(L, (lua_Integer)(uintptr_t)a->arg);
+	luafs_fileinfo_push(L, c->fi, 0);
+	lua_pushinteger(L, a->flags);
+	if (a->in > 0)
+		lua_pushlstring(L, a->data, a->in);
+	else
+		lua_pushnil(L);
+	return 6;
+}
+
+/* ioctl returns its result, then the output data for _IOC_READ commands. */
+static int take_ioctl(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	struct ioctl_args *a = c->arg;
+	lua_Integer res = n > 0 && !lua_isnil(L, first) ?
+			  take_count(L, c, first, INT32_MAX) : 0;
+	size_t len;
+	const char *s;
+
+	if (n < 2 || lua_isnil(L, first + 1))
+		return (int)res;
+	s = take_string(L, c, first + 1, &len);
+	if (len > a->out)
+		luaL_error(L, "ioctl returned %I bytes of data, the command "
+			   "has room for %I", (lua_Integer)len,
+			   (lua_Integer)a->out);
+	memcpy(a->data, s, len);
+	return (int)res;
+}
+
+static int op_ioctl(const char *path, unsigned int cmd, void *arg,
+		    struct fuse_file_info *fi, unsigned int flags, void *data)
+{
+	struct ioctl_args a = { cmd, arg, flags, data, 0, 0 };
+
+	if (_IOC_DIR(cmd) & _IOC_WRITE)
+		a.in = _IOC_SIZE(cmd);
+	if (_IOC_DIR(cmd) & _IOC_READ)
+		a.out = _IOC_SIZE(cmd);
+	return call_path(OP_ioctl, path, fi, push_ioctl, take_ioctl, &a);
+}
+
+/* poll */
+
+struct poll_args {
+	struct fuse_pollhandle *ph;
+	unsigned *reventsp;
+};
+
+static int push_poll(lua_State *L, struct luafs_call *c)
+{
+	struct poll_args *a = c->arg;
+
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c->fi, 0);
+	luafs_pollhandle_push(L, a->ph);
+	a->ph = NULL;	/* owned by Lua from here on */
+	return 3;
+}
+
+static int take_poll(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	struct poll_args *a = c->arg;
+
+	(void)n;
+	*a->reventsp = (unsigned)take_count(L, c, first, UINT32_MAX);
+	return 0;
+}
+
+static int op_poll(const char *path, struct fuse_file_info *fi,
+		   struct fuse_pollhandle *ph, unsigned *reventsp)
+{
+	struct poll_args a = { ph, reventsp };
+	int res = call_path(OP_poll, path, fi, push_poll, take_poll, &a);
+
+	if (a.ph != NULL)
+		fuse_pollhandle_destroy(a.ph);
+	return res;
+}
+
+/* read_buf and write_buf: data that need not pass through Lua strings. */
+
+static int take_read_buf(lua_State *L, struct luafs_call *c, int first,
+			 int n)
+{
+	struct args *a = c->arg;
+
+	(void)n;
+	*(struct fuse_bufvec **)a->out = luafs_bufvec_take(L, first, a->size);
+	return 0;
+}
+
+static int op_read_buf(const char *path, struct fuse_bufvec **bufp,
+		       size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct args a = { .size = size, .offset = off, .out = bufp };
+
+	*bufp = NULL;
+	return call_path(OP_read_buf, path, fi, push_read, take_read_buf, &a);
+}
+
+static int push_write_buf(lua_State *L, struct luafs_call *c)
+{
+	push_path(L, c->path);
+	luafs_bufvec_push_borrowed(L, ARGS(c)->out);
+	lua_pushinteger(L, ARGS(c)->offset);
+	luafs_fileinfo_push(L, c->fi, 0);
+	return 4;
+}
+
+static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+			struct fuse_file_info *fi)
+{
+	struct args a = { .size = fuse_buf_size(buf), .offset = off,
+			  .out = buf };
+
+	return call_path(OP_write_buf, path, fi, push_write_buf, take_write,
+			 &a);
+}
+
 /* init and destroy run in every state. */
 
 static int push_init(lua_State *L, struct luafs_call *c)
@@ -709,4 +1038,14 @@ void luafs_ops_fill(struct fuse_operations *ops, uint64_t present)
 	if (HAS(access)) ops->access = op_access;
 	if (HAS(create)) ops->create = op_create;
 	if (HAS(utimens)) ops->utimens = op_utimens;
+	if (HAS(lock)) ops->lock = op_lock;
+	if (HAS(bmap)) ops->bmap = op_bmap;
+	if (HAS(ioctl)) ops->ioctl = op_ioctl;
+	if (HAS(poll)) ops->poll = op_poll;
+	if (HAS(write_buf)) ops->write_buf = op_write_buf;
+	if (HAS(read_buf)) ops->read_buf = op_read_buf;
+	if (HAS(flock)) ops->flock = op_flock;
+	if (HAS(fallocate)) ops->fallocate = op_fallocate;
+	if (HAS(copy_file_range)) ops->copy_file_range = op_copy_file_range;
+	if (HAS(lseek)) ops->lseek = op_lseek;
 }

@@ -90,8 +90,12 @@ static int load_script(lua_State *L)
 
 	luaL_openlibs(L);
 	luaL_requiref(L, "luafs", luaopen_luafs, 0);
+	luafs_bufvec_open(L);
+	lua_setfield(L, -2, "BufVec");
+	luafs_invalidate_open(L, lua_gettop(L));
 	lua_pop(L, 1);
 	luafs_fileinfo_open(L);
+	luafs_pollhandle_open(L);
 	lua_newtable(L);
 	s->handles = luaL_ref(L, LUA_REGISTRYINDEX);
 	add_script_dir(L, luafs_host.script);
