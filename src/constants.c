@@ -671,6 +671,9 @@ static const struct constant constants[] = {
 #ifdef AT_SYMLINK_FOLLOW
 	K(AT_SYMLINK_FOLLOW),
 #endif
+#ifdef AT_EACCESS
+	K(AT_EACCESS),
+#endif
 	/* fallocate(2) */
 #ifdef FALLOC_FL_KEEP_SIZE
 	K(FALLOC_FL_KEEP_SIZE),

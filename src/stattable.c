@@ -276,12 +276,12 @@ static void check_fields(lua_State *L, const struct layout *lay, int idx,
 {
 	int i, keys;
 
+	memset(base, 0, size);
 	idx = lua_absindex(L, idx);
-	luaL_checkstack(L, 4, NULL);
+	luaL_checkstack(L, 6, NULL);	/* the deepest error path */
 	if (!lua_istable(L, idx))
 		luaL_error(L, "%s table expected, got %s", lay->what,
 			   luaL_typename(L, idx));
-	memset(base, 0, size);
 	keys = pushkeys(L, lay);
 	for (i = 0; i < lay->n; i++) {
 		const struct field *f = &lay->fields[i];

@@ -32,39 +32,43 @@ it there.
 
 /* Failures */
 
-/* Takes the message on top; errno was saved by the caller. */
-static int pushfail(lua_State *L, int err)
+/*
+ * fail* read errno as an argument, before the first Lua call can clobber
+ * it.  strerror_r, because the states of the pool run on many threads.
+ */
+#define ERRBUF 128
+
+static int pushfail(lua_State *L, int err, const char *what,
+		    const char *from, const char *to)
 {
+	char buf[ERRBUF];
+	const char *msg = strerror_r(err, buf, sizeof buf);
+
 	luaL_pushfail(L);
-	lua_insert(L, -2);
+	if (to)
+		lua_pushfstring(L, "%s: %s -> %s: %s", what, from, to, msg);
+	else if (from)
+		lua_pushfstring(L, "%s: %s: %s", what, from, msg);
+	else
+		lua_pushfstring(L, "%s: %s", what, msg);
 	lua_pushinteger(L, err);
 	return 3;
 }
 
-/* Each fail* reads errno before its first Lua call, which may clobber it. */
 static int fail(lua_State *L, const char *what)
 {
-	int err = errno;
-
-	lua_pushfstring(L, "%s: %s", what, strerror(err));
-	return pushfail(L, err);
+	return pushfail(L, errno, what, NULL, NULL);
 }
 
 static int failpath(lua_State *L, const char *what, const char *path)
 {
-	int err = errno;
-
-	lua_pushfstring(L, "%s: %s: %s", what, path, strerror(err));
-	return pushfail(L, err);
+	return pushfail(L, errno, what, path, NULL);
 }
 
 static int failpaths(lua_State *L, const char *what, const char *from,
 		     const char *to)
 {
-	int err = errno;
-
-	lua_pushfstring(L, "%s: %s -> %s: %s", what, from, to, strerror(err));
-	return pushfail(L, err);
+	return pushfail(L, errno, what, from, to);
 }
 
 static int ok(lua_State *L)
@@ -1345,7 +1349,7 @@ The stream reads the directory a kernel buffer at a time, so a directory
 of any size lists in constant memory.
 @function opendir
 @string path
-@treturn[1] luafs.Dir
+@treturn[1] Dir
 @return[2] nil
 @treturn[2] string error message
 @treturn[2] int errno
@@ -1367,7 +1371,7 @@ Open a directory stream on a directory descriptor.
 On success the stream owns fd: closing the stream closes it.
 @function fdopendir
 @int fd
-@treturn[1] luafs.Dir
+@treturn[1] Dir
 @return[2] nil
 @treturn[2] string error message
 @treturn[2] int errno
@@ -1385,10 +1389,10 @@ static int sys_fdopendir(lua_State *L)
 }
 
 /***
-A directory stream from @{opendir} or @{fdopendir}.
+A directory stream from @{opendir} or @{fdopendir}, a `luafs.Dir`.
 It is closed by `close()`, by leaving the scope of a `<close>` variable,
 or by the garbage collector, whichever comes first.
-@type luafs.Dir
+@type Dir
 */
 
 /***
@@ -1409,6 +1413,8 @@ static int dir_read(lua_State *L)
 {
 	DIR *dir = checkdir(L);
 	struct dirent *e;
+	lua_Integer ino;
+	int type;
 
 	/* NULL is both the end and an error; only errno tells them apart. */
 	errno = 0;
@@ -1419,9 +1425,13 @@ static int dir_read(lua_State *L)
 		luaL_pushfail(L);
 		return 1;
 	}
+	/* Taken first: a finalizer run by the push below may close dir and
+	 * free e. */
+	ino = (lua_Integer)e->d_ino;
+	type = e->d_type;
 	lua_pushstring(L, e->d_name);
-	lua_pushinteger(L, (lua_Integer)e->d_ino);
-	lua_pushinteger(L, e->d_type);
+	lua_pushinteger(L, ino);
+	lua_pushinteger(L, type);
 	return 3;
 }
 
@@ -1546,6 +1556,10 @@ static int getxattr_common(lua_State *L, const char *what, const char *path,
 	return 1;
 }
 
+/*
+ * Split the list from a Lua string, not from the scratch buffer: a push
+ * may run a finalizer, and one that calls pread can replace the buffer.
+ */
 static int listxattr_common(lua_State *L, const char *what,
 			    const char *path, int fd)
 {
@@ -1556,13 +1570,14 @@ static int listxattr_common(lua_State *L, const char *what,
 
 	if (n == -1)
 		return xfail(L, what, path);
-	end = s->p + n;
+	pushscratch(L, s, (size_t)n);
+	p = lua_tostring(L, -1);
+	end = p + n;
 	lua_newtable(L);
-	for (p = s->p; p < end; p += strlen(p) + 1) {
+	for (; p < end; p += strlen(p) + 1) {
 		lua_pushstring(L, p);
 		lua_rawseti(L, -2, ++i);
 	}
-	scratch_trim(s);
 	return 1;
 }
 
@@ -1930,7 +1945,9 @@ The message for an errno value.
 */
 static int sys_strerror(lua_State *L)
 {
-	lua_pushstring(L, strerror(checkint(L, 1)));
+	char buf[ERRBUF];
+
+	lua_pushstring(L, strerror_r(checkint(L, 1), buf, sizeof buf));
 	return 1;
 }
 
