@@ -167,6 +167,14 @@ static long long now_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The kernel reports the calling thread's id as the request's pid. */
+static pid_t caller_tid(void)
+{
+	struct fuse_context *ctx = fuse_get_context();
+
+	return ctx ? ctx->pid : 0;
+}
+
 int luafs_call(struct luafs_call *c)
 {
 	long long start = luafs_host.debug ? now_us() : 0;
@@ -176,7 +184,13 @@ int luafs_call(struct luafs_call *c)
 
 	if (c->pin == 0 && c->fi != NULL && c->fi->fh != 0)
 		c->pin = 1 + (int)(c->fi->fh & LUAFS_FH_INDEX_MASK);
-	c->st = luafs_state_acquire(c->pin - 1);
+	c->st = luafs_state_acquire(c->pin - 1, caller_tid());
+	if (c->st == NULL) {
+		luafs_log(LOG_ERR, "%s %s: a callback accessed its own mount "
+			  "and no other Lua state is free: EDEADLK",
+			  luafs_op_names[c->op], c->path ? c->path : "");
+		return c->result = -EDEADLK;
+	}
 	L = c->st->L;
 	top = lua_gettop(L);
 	c->nborrowed = 0;

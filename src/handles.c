@@ -28,6 +28,7 @@ void luafs_handle_set(lua_State *L, struct luafs_state *s,
 		lua_pushvalue(L, idx);
 		fi->fh = (uint64_t)luaL_ref(L, -2) << LUAFS_FH_INDEX_BITS |
 			 (uint64_t)s->index;
+		__atomic_add_fetch(&s->nhandles, 1, __ATOMIC_RELAXED);
 	}
 	lua_pop(L, 1);
 }
@@ -53,4 +54,5 @@ void luafs_handle_drop(lua_State *L, struct luafs_state *s,
 	luaL_unref(L, -1, handle_ref(fi));
 	lua_pop(L, 1);
 	fi->fh = 0;
+	__atomic_sub_fetch(&s->nhandles, 1, __ATOMIC_RELAXED);
 }

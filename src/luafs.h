@@ -44,6 +44,9 @@ struct luafs_state {
 	int handles;		/* registry ref of the open-handle table */
 	int index;		/* position in the pool */
 	int busy;		/* checked out by a request */
+	pid_t owner;		/* thread inside a callback, or 0 */
+	int nhandles;		/* open handles, to spread new ones */
+	int wanted_states;	/* the script's "states" field, or 0 */
 };
 
 /* What the command line and the script decided; one per process. */
@@ -74,9 +77,10 @@ void luafs_log(int priority, const char *fmt, ...)
 void luafs_log_use_syslog(void);
 
 /* state.c: creating states, loading the script, the pool. */
+#define LUAFS_MAX_STATES 1024
 int luafs_pool_open(int n);
 void luafs_pool_close(void);
-struct luafs_state *luafs_state_acquire(int index);
+struct luafs_state *luafs_state_acquire(int index, pid_t caller);
 void luafs_state_release(struct luafs_state *s);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
@@ -116,6 +120,9 @@ void luafs_host_started(void);
 void luafs_fileinfo_open(lua_State *L);
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 			 int writable);
+
+/* shared.c: luafs.shared, one store that every state sees. */
+void luafs_shared_open(lua_State *L);
 
 /* bufvec.c: luafs.BufVec, for read_buf and write_buf. */
 struct fuse_bufvec;

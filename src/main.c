@@ -42,6 +42,8 @@ static const char usage_text[] =
 "       auto_unmount, entry_timeout=T, attr_timeout=T, negative_timeout=T,\n"
 "       max_threads=N, max_idle_threads=N, clone_fd, and the other options\n"
 "       of mount.fuse3(8)\n"
+"       states=N      serve requests with N Lua states in parallel\n"
+"                     (default 1, or the script's `states' field)\n"
 "\n"
 "Arguments after -- are passed to the script's chunk as `...'.\n"
 "See luafs(1) and luafs(3).\n";
@@ -51,6 +53,7 @@ struct cmdline {
 	const char *mountpoint;
 	int help, version, foreground, debug, single_thread, clone_fd;
 	unsigned int max_threads, max_idle_threads;
+	char *states;
 	int bad;
 };
 
@@ -65,6 +68,7 @@ static const struct fuse_opt cmdline_opts[] = {
 	OPT("max_threads=%u", max_threads, 0),
 	OPT("max_idle_threads=%u", max_idle_threads, 0),
 	OPT("clone_fd", clone_fd, 1),
+	OPT("states=%s", states, 0),
 	FUSE_OPT_END
 };
 
@@ -93,6 +97,23 @@ static int cmdline_proc(void *data, const char *arg, int key,
 		return 0;
 	}
 	return 1;	/* a -o option for libfuse, which checks it */
+}
+
+/* states=N: a number of Lua states from 1 to LUAFS_MAX_STATES. */
+static int parse_states(const char *text, int *n)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < 1 || v > LUAFS_MAX_STATES) {
+		fprintf(stderr, "luafs: -o states=%s: expected a number of Lua "
+			"states from 1 to %d\n", text, LUAFS_MAX_STATES);
+		return -1;
+	}
+	*n = (int)v;
+	return 0;
 }
 
 static void print_version(void)
@@ -283,8 +304,12 @@ static int serve(struct cmdline *cl)
 	fuse_loop_cfg_set_clone_fd(lc, (unsigned)cl->clone_fd);
 	if (cl->max_idle_threads)
 		fuse_loop_cfg_set_idle_threads(lc, cl->max_idle_threads);
+	/* Enough threads that every state can be busy and more wait. */
 	if (cl->max_threads)
 		fuse_loop_cfg_set_max_threads(lc, cl->max_threads);
+	else if (luafs_host.nstates + 8 > 10)
+		fuse_loop_cfg_set_max_threads(lc,
+			(unsigned)luafs_host.nstates + 8);
 	res = fuse_loop_mt(luafs_host.fuse, lc);
 	fuse_loop_cfg_destroy(lc);
 	return res;
@@ -308,6 +333,7 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct cmdline cl = { 0 };
+	int nstates = 0;
 	struct fuse_operations ops;
 	static char script[PATH_MAX], mnt[PATH_MAX];
 	char *escaped = NULL, *fsname = NULL;
@@ -334,6 +360,8 @@ int main(int argc, char **argv)
 			"given" : "no script given", usage_text);
 		goto out_args;
 	}
+	if (cl.states && parse_states(cl.states, &nstates) != 0)
+		goto out_args;
 	if (cl.debug && fuse_opt_add_arg(&args, "-d") != 0)
 		goto out_args;
 	luafs_host.foreground = cl.foreground || cl.debug;
@@ -353,7 +381,7 @@ int main(int argc, char **argv)
 	luafs_host.mountpoint = mnt;
 
 	res = EXIT_SCRIPT;
-	if (luafs_pool_open(1) != 0)
+	if (luafs_pool_open(nstates) != 0)
 		goto out_args;
 
 	/* Name the mount after the script; a user's -o fsname= wins. */
@@ -390,6 +418,7 @@ out_pool:
 	free(escaped);
 	free(fsname);
 out_args:
+	free(cl.states);
 	fuse_opt_free_args(&args);
 	return res;
 }

@@ -9,16 +9,35 @@
  */
 #include "luafs.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const luafs_op_names[OP_COUNT] = {
 #define LUAFS_OP_NAME(name) #name,
 	LUAFS_OPS(LUAFS_OP_NAME)
 #undef LUAFS_OP_NAME
 };
+
+/* Keys of the returned table that configure the host, not operations. */
+static int config_key(lua_State *L, struct luafs_state *s, const char *name)
+{
+	lua_Integer n;
+	int isint;
+
+	if (strcmp(name, "states") != 0)
+		return 0;
+	n = lua_tointegerx(L, -1, &isint);
+	if (!isint || n < 1 || n > LUAFS_MAX_STATES)
+		luaL_error(L, "%s: 'states' must be an integer from 1 to %d",
+			   luafs_host.script, LUAFS_MAX_STATES);
+	s->wanted_states = (int)n;
+	return 1;
+}
 
 static int op_index(const char *name)
 {
@@ -67,6 +86,10 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t)
 		}
 		name = lua_tostring(L, -2);
 		op = op_index(name);
+		if (op < 0 && config_key(L, s, name)) {
+			lua_pop(L, 1);
+			continue;
+		}
 		if (op < 0) {
 			if (s->index == 0)
 				luafs_log(LOG_WARNING, "%s: '%s' is not a luafs "
@@ -83,6 +106,14 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t)
 	}
 }
 
+/* luafs.states() -> how many states serve, and which one this is. */
+static int l_states(lua_State *L)
+{
+	lua_pushinteger(L, luafs_host.nstates);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	return 2;
+}
+
 static int load_script(lua_State *L)
 {
 	struct luafs_state *s = lua_touserdata(L, 1);
@@ -93,6 +124,11 @@ static int load_script(lua_State *L)
 	luafs_bufvec_open(L);
 	lua_setfield(L, -2, "BufVec");
 	luafs_invalidate_open(L, lua_gettop(L));
+	luafs_shared_open(L);
+	lua_setfield(L, -2, "shared");
+	lua_pushinteger(L, s->index + 1);
+	lua_pushcclosure(L, l_states, 1);
+	lua_setfield(L, -2, "states");
 	lua_pop(L, 1);
 	luafs_fileinfo_open(L);
 	luafs_pollhandle_open(L);
@@ -138,32 +174,55 @@ static int state_load(struct luafs_state *s, int index, char **err)
 	return -1;
 }
 
+/*
+ * Loads the script in the first state, then in as many more as the command
+ * line (n > 0) or else the script's "states" field asks for.
+ */
 int luafs_pool_open(int n)
 {
-	char *err;
+	struct luafs_state *first;
+	char *err = NULL;
 	int i, op;
 
-	luafs_host.states = calloc((size_t)n, sizeof(*luafs_host.states));
-	if (luafs_host.states == NULL) {
-		luafs_log(LOG_ERR, "out of memory");
-		return -1;
-	}
+	first = calloc(1, sizeof(*first));
+	if (first == NULL)
+		goto oom;
 	pthread_mutex_init(&luafs_host.pool_lock, NULL);
 	pthread_cond_init(&luafs_host.pool_free, NULL);
-	for (i = 0; i < n; i++) {
+	luafs_host.nstates = n > 0 ? n : 1;
+	if (state_load(first, 0, &err) != 0)
+		goto fail;
+	if (n == 0 && first->wanted_states > 0)
+		n = first->wanted_states;
+	if (n == 0)
+		n = 1;
+	luafs_host.states = calloc((size_t)n, sizeof(*luafs_host.states));
+	if (luafs_host.states == NULL) {
+		lua_close(first->L);
+		goto oom;
+	}
+	luafs_host.states[0] = *first;
+	free(first);
+	first = NULL;
+	luafs_host.nstates = n;
+	for (i = 1; i < n; i++) {
 		if (state_load(&luafs_host.states[i], i, &err) != 0) {
-			luafs_log(LOG_ERR, "%s", err ? err : "out of memory");
-			free(err);
 			luafs_host.nstates = i;
 			luafs_pool_close();
-			return -1;
+			goto fail;
 		}
 	}
-	luafs_host.nstates = n;
 	for (op = 0; op < OP_COUNT; op++)
 		if (luafs_host.states[0].ops[op] != LUA_NOREF)
 			luafs_host.present |= UINT64_C(1) << op;
 	return 0;
+oom:
+	err = NULL;
+fail:
+	luafs_log(LOG_ERR, "%s", err ? err : "out of memory");
+	free(err);
+	free(first);
+	return -1;
 }
 
 void luafs_pool_close(void)
@@ -177,27 +236,69 @@ void luafs_pool_close(void)
 	luafs_host.nstates = 0;
 }
 
-/* Index -1 takes any free state; a handle's calls wait for their own. */
-struct luafs_state *luafs_state_acquire(int index)
+/* The state whose callback runs on thread tid, if any (pool lock held). */
+static struct luafs_state *state_of_thread(pid_t tid)
 {
-	struct luafs_state *s = NULL;
 	int i;
 
+	for (i = 0; tid != 0 && i < luafs_host.nstates; i++)
+		if (luafs_host.states[i].busy &&
+		    luafs_host.states[i].owner == tid)
+			return &luafs_host.states[i];
+	return NULL;
+}
+
+/*
+ * The free state holding the fewest handles, so that files opened together
+ * are served by different states (pool lock held).
+ */
+static struct luafs_state *least_loaded_free(void)
+{
+	struct luafs_state *s = NULL, *all = luafs_host.states;
+	int i, load, best = INT_MAX;
+
+	for (i = 0; i < luafs_host.nstates; i++) {
+		if (all[i].busy)
+			continue;
+		load = __atomic_load_n(&all[i].nhandles, __ATOMIC_RELAXED);
+		if (load < best) {
+			best = load;
+			s = &all[i];
+		}
+	}
+	return s;
+}
+
+/*
+ * Checks out a state: index -1 takes any free one, and a handle's calls
+ * wait for their own state.  A request made by a callback of this process
+ * to its own mount (caller is that callback's thread) must not wait for a
+ * state that only that callback can give back: it takes another free state
+ * or gets NULL (EDEADLK) at once instead of hanging the mount.
+ */
+struct luafs_state *luafs_state_acquire(int index, pid_t caller)
+{
+	struct luafs_state *s = NULL, *all = luafs_host.states;
+	int reentrant;
+
 	pthread_mutex_lock(&luafs_host.pool_lock);
+	reentrant = state_of_thread(caller) != NULL;
 	for (;;) {
 		if (index >= 0 && index < luafs_host.nstates) {
-			if (!luafs_host.states[index].busy)
-				s = &luafs_host.states[index];
+			if (!all[index].busy)
+				s = &all[index];
 		} else {
-			for (i = 0; i < luafs_host.nstates && s == NULL; i++)
-				if (!luafs_host.states[i].busy)
-					s = &luafs_host.states[i];
+			s = least_loaded_free();
 		}
-		if (s != NULL)
+		if (s != NULL || reentrant)
 			break;
 		pthread_cond_wait(&luafs_host.pool_free, &luafs_host.pool_lock);
 	}
-	s->busy = 1;
+	if (s != NULL) {
+		assert(s->owner == 0);
+		s->busy = 1;
+		s->owner = gettid();
+	}
 	pthread_mutex_unlock(&luafs_host.pool_lock);
 	return s;
 }
@@ -205,6 +306,8 @@ struct luafs_state *luafs_state_acquire(int index)
 void luafs_state_release(struct luafs_state *s)
 {
 	pthread_mutex_lock(&luafs_host.pool_lock);
+	assert(s->owner == gettid());
+	s->owner = 0;
 	s->busy = 0;
 	pthread_cond_broadcast(&luafs_host.pool_free);
 	pthread_mutex_unlock(&luafs_host.pool_lock);
