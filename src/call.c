@@ -70,6 +70,11 @@ static int protected_call(lua_State *L)
 	struct luafs_call *c = lua_touserdata(L, 1);
 	int base, nargs, n;
 
+	/* A reload may have removed an operation libfuse still calls. */
+	if (c->st->ops[c->op] == LUA_NOREF) {
+		c->result = -ENOSYS;
+		return 0;
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->ops[c->op]);
 	base = lua_gettop(L);
 	nargs = c->push(L, c);

@@ -41,6 +41,9 @@ extern const char *const luafs_op_names[OP_COUNT];
 struct luafs_state {
 	lua_State *L;
 	int ops[OP_COUNT];	/* registry refs of the script's functions */
+	int table;		/* registry ref of the table they came from */
+	int next_ops[OP_COUNT];	/* reloaded code, until it takes over */
+	int next_table;
 	int handles;		/* registry ref of the open-handle table */
 	int index;		/* position in the pool */
 	int busy;		/* checked out by a request */
@@ -66,6 +69,7 @@ struct luafs_host {
 	pthread_cond_t pool_free;
 	int init_failed;	/* init raised or returned a failure */
 	volatile int started;	/* init has run: the filesystem serves */
+	int generation;		/* 1 at mount, +1 per successful reload */
 	int notify_fd;		/* start-up pipe to the waiting parent, or -1 */
 };
 
@@ -82,6 +86,10 @@ int luafs_pool_open(int n);
 void luafs_pool_close(void);
 struct luafs_state *luafs_state_acquire(int index, pid_t caller);
 void luafs_state_release(struct luafs_state *s);
+int luafs_state_check(char **err);
+int luafs_state_prepare(struct luafs_state *s, char **err);
+void luafs_state_discard(struct luafs_state *s);
+void luafs_state_swap(struct luafs_state *s);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
 
@@ -120,6 +128,11 @@ void luafs_host_started(void);
 void luafs_fileinfo_open(lua_State *L);
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 			 int writable);
+
+/* reload.c: hot reload on a change of the script or on SIGUSR1. */
+int luafs_reload_start(int watch);
+void luafs_reload_stop(void);
+void luafs_reload_request(void);
 
 /* shared.c: luafs.shared, one store that every state sees. */
 void luafs_shared_open(lua_State *L);

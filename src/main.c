@@ -44,6 +44,8 @@ static const char usage_text[] =
 "       of mount.fuse3(8)\n"
 "       states=N      serve requests with N Lua states in parallel\n"
 "                     (default 1, or the script's `states' field)\n"
+"       noreload      do not reload the script when it changes\n"
+"                     (SIGUSR1 still reloads it)\n"
 "\n"
 "Arguments after -- are passed to the script's chunk as `...'.\n"
 "See luafs(1) and luafs(3).\n";
@@ -54,6 +56,7 @@ struct cmdline {
 	int help, version, foreground, debug, single_thread, clone_fd;
 	unsigned int max_threads, max_idle_threads;
 	char *states;
+	int noreload;
 	int bad;
 };
 
@@ -69,6 +72,7 @@ static const struct fuse_opt cmdline_opts[] = {
 	OPT("max_idle_threads=%u", max_idle_threads, 0),
 	OPT("clone_fd", clone_fd, 1),
 	OPT("states=%s", states, 0),
+	OPT("noreload", noreload, 1),
 	FUSE_OPT_END
 };
 
@@ -264,11 +268,20 @@ static void on_signal(int sig)
 	luafs_pool_interrupt();
 }
 
+static void on_reload_signal(int sig)
+{
+	(void)sig;
+	luafs_reload_request();
+}
+
 static void set_signals(void)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_reload_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -340,6 +353,7 @@ int main(int argc, char **argv)
 	int res = EXIT_USAGE;
 
 	luafs_host.notify_fd = -1;
+	luafs_host.generation = 1;
 	args.argc = split_script_args(argc, argv);
 	args.argv = argv;
 	if (fuse_opt_parse(&args, &cl, cmdline_opts, cmdline_proc) != 0 ||
@@ -402,12 +416,15 @@ int main(int argc, char **argv)
 	res = EXIT_INIT;
 	if (!luafs_host.foreground && daemonize() != 0)
 		goto out_unmount;
+	if (luafs_reload_start(!cl.noreload) != 0)
+		goto out_unmount;
 	set_signals();
 	if (serve(&cl) != 0 && !luafs_host.init_failed)
 		luafs_log(LOG_ERR, "the FUSE loop failed");
 	else if (!luafs_host.init_failed)
 		res = 0;
 	block_signals();
+	luafs_reload_stop();
 	luafs_invalidate_stop();
 out_unmount:
 	fuse_unmount(luafs_host.fuse);

@@ -155,6 +155,14 @@ static int l_version(lua_State *L)
 	return 1;
 }
 
+/* luafs.generation() -> 1 at mount, one more per successful reload. */
+static int l_generation(lua_State *L)
+{
+	lua_pushinteger(L, __atomic_load_n(&luafs_host.generation,
+					   __ATOMIC_RELAXED));
+	return 1;
+}
+
 /* luafs.log(message): one line in the host's log. */
 static int l_log(lua_State *L)
 {
@@ -169,6 +177,7 @@ static const luaL_Reg module_funcs[] = {
 	{"interrupted", l_interrupted},
 	{"version", l_version},
 	{"log", l_log},
+	{"generation", l_generation},
 	{NULL, NULL}
 };
 

@@ -23,12 +23,23 @@ const char *const luafs_op_names[OP_COUNT] = {
 #undef LUAFS_OP_NAME
 };
 
-/* Keys of the returned table that configure the host, not operations. */
+/*
+ * Keys of the returned table that are not operations: "states" asks for a
+ * pool size, "check" is a self-test run before the code serves, and
+ * "reload(old)" receives the previous table when the code is reloaded.
+ */
 static int config_key(lua_State *L, struct luafs_state *s, const char *name)
 {
 	lua_Integer n;
 	int isint;
 
+	if (strcmp(name, "check") == 0 || strcmp(name, "reload") == 0) {
+		if (!lua_isfunction(L, -1))
+			luaL_error(L, "%s: '%s' must be a function, got %s",
+				   luafs_host.script, name,
+				   luaL_typename(L, -1));
+		return 1;
+	}
 	if (strcmp(name, "states") != 0)
 		return 0;
 	n = lua_tointegerx(L, -1, &isint);
@@ -68,7 +79,7 @@ static void add_script_dir(lua_State *L, const char *script)
 }
 
 /* Checks the table the script returned and resolves its functions. */
-static void resolve_ops(lua_State *L, struct luafs_state *s, int t)
+static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 {
 	const char *name;
 	int op;
@@ -76,7 +87,7 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t)
 	lua_pushnil(L);
 	while (lua_next(L, t) != 0) {
 		if (lua_type(L, -2) != LUA_TSTRING) {
-			if (s->index == 0)
+			if (s->index <= 0)
 				luafs_log(LOG_WARNING, "%s: ignoring a %s key in "
 					  "the operations table",
 					  luafs_host.script,
@@ -91,7 +102,7 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t)
 			continue;
 		}
 		if (op < 0) {
-			if (s->index == 0)
+			if (s->index <= 0)
 				luafs_log(LOG_WARNING, "%s: '%s' is not a luafs "
 					  "operation (ignored)",
 					  luafs_host.script, name);
@@ -102,7 +113,7 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t)
 			luaL_error(L, "%s: operation '%s' must be a function, "
 				   "got %s", luafs_host.script, name,
 				   luaL_typename(L, -1));
-		s->ops[op] = luaL_ref(L, LUA_REGISTRYINDEX);
+		ops[op] = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 }
 
@@ -114,10 +125,42 @@ static int l_states(lua_State *L)
 	return 2;
 }
 
+/*
+ * Runs the script's chunk and resolves the table it returns into ops,
+ * running its self-check if it has one; leaves the table on the stack.
+ */
+static void run_script(lua_State *L, struct luafs_state *s, int *ops)
+{
+	int i;
+
+	for (i = 0; i < OP_COUNT; i++)
+		ops[i] = LUA_NOREF;
+	if (luaL_loadfilex(L, luafs_host.script, "bt") != LUA_OK)
+		lua_error(L);
+	luaL_checkstack(L, luafs_host.script_argc, "too many script arguments");
+	for (i = 0; i < luafs_host.script_argc; i++)
+		lua_pushstring(L, luafs_host.script_argv[i]);
+	lua_call(L, luafs_host.script_argc, 1);
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: the script returned %s, not a table of "
+			   "operations", luafs_host.script,
+			   luaL_typename(L, -1));
+	resolve_ops(L, s, lua_gettop(L), ops);
+	if (lua_getfield(L, -1, "check") == LUA_TNIL) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_call(L, 0, 2);
+	if (!lua_toboolean(L, -2))
+		luaL_error(L, "%s: check() failed: %s", luafs_host.script,
+			   lua_isnil(L, -1) ? "it returned false" :
+			   luaL_tolstring(L, -1, NULL));
+	lua_pop(L, 2);
+}
+
 static int load_script(lua_State *L)
 {
 	struct luafs_state *s = lua_touserdata(L, 1);
-	int i;
 
 	luaL_openlibs(L);
 	luaL_requiref(L, "luafs", luaopen_luafs, 0);
@@ -129,24 +172,85 @@ static int load_script(lua_State *L)
 	lua_pushinteger(L, s->index + 1);
 	lua_pushcclosure(L, l_states, 1);
 	lua_setfield(L, -2, "states");
+	lua_newtable(L);
+	lua_setfield(L, -2, "stash");
 	lua_pop(L, 1);
 	luafs_fileinfo_open(L);
 	luafs_pollhandle_open(L);
 	lua_newtable(L);
 	s->handles = luaL_ref(L, LUA_REGISTRYINDEX);
 	add_script_dir(L, luafs_host.script);
-	if (luaL_loadfilex(L, luafs_host.script, "bt") != LUA_OK)
-		return lua_error(L);
-	luaL_checkstack(L, luafs_host.script_argc, "too many script arguments");
-	for (i = 0; i < luafs_host.script_argc; i++)
-		lua_pushstring(L, luafs_host.script_argv[i]);
-	lua_call(L, luafs_host.script_argc, 1);
-	if (!lua_istable(L, -1))
-		luaL_error(L, "%s: the script returned %s, not a table of "
-			   "operations", luafs_host.script,
-			   luaL_typename(L, -1));
-	resolve_ops(L, s, lua_gettop(L));
+	run_script(L, s, s->ops);
+	s->table = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
+}
+
+/*
+ * Reload, in a live state: the new code runs beside the old, whose
+ * references stay until luafs_state_swap.  The script's reload(old) hook
+ * sees the old table.
+ */
+static int reload_script(lua_State *L)
+{
+	struct luafs_state *s = lua_touserdata(L, 1);
+
+	run_script(L, s, s->next_ops);
+	if (lua_getfield(L, -1, "reload") != LUA_TNIL) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, s->table);
+		lua_call(L, 1, 0);
+	} else {
+		lua_pop(L, 1);
+	}
+	s->next_table = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+static void unref_all(lua_State *L, int *ops, int *table)
+{
+	int i;
+
+	for (i = 0; i < OP_COUNT; i++) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ops[i]);
+		ops[i] = LUA_NOREF;
+	}
+	luaL_unref(L, LUA_REGISTRYINDEX, *table);
+	*table = LUA_NOREF;
+}
+
+/* Loads the new code beside the old; on failure *err says why. */
+int luafs_state_prepare(struct luafs_state *s, char **err)
+{
+	const char *msg;
+	int top = lua_gettop(s->L);
+
+	lua_pushcfunction(s->L, reload_script);
+	lua_pushlightuserdata(s->L, s);
+	if (lua_pcall(s->L, 1, 0, 0) == LUA_OK)
+		return 0;
+	msg = lua_tostring(s->L, -1);
+	*err = strdup(msg ? msg : "error object is not a string");
+	lua_settop(s->L, top);
+	luafs_state_discard(s);
+	return -1;
+}
+
+void luafs_state_discard(struct luafs_state *s)
+{
+	unref_all(s->L, s->next_ops, &s->next_table);
+}
+
+/* Makes the prepared code the state's code. */
+void luafs_state_swap(struct luafs_state *s)
+{
+	int i;
+
+	unref_all(s->L, s->ops, &s->table);
+	for (i = 0; i < OP_COUNT; i++) {
+		s->ops[i] = s->next_ops[i];
+		s->next_ops[i] = LUA_NOREF;
+	}
+	s->table = s->next_table;
+	s->next_table = LUA_NOREF;
 }
 
 /* Makes *s a state that has run the script; on failure *err says why. */
@@ -157,7 +261,8 @@ static int state_load(struct luafs_state *s, int index, char **err)
 
 	s->index = index;
 	for (i = 0; i < OP_COUNT; i++)
-		s->ops[i] = LUA_NOREF;
+		s->ops[i] = s->next_ops[i] = LUA_NOREF;
+	s->table = s->next_table = LUA_NOREF;
 	s->L = luaL_newstate();
 	if (s->L == NULL) {
 		*err = strdup("cannot create a Lua state: out of memory");
@@ -172,6 +277,19 @@ static int state_load(struct luafs_state *s, int index, char **err)
 	lua_close(s->L);
 	s->L = NULL;
 	return -1;
+}
+
+/* A state of its own that runs the script once, to check it. */
+int luafs_state_check(char **err)
+{
+	struct luafs_state s;
+	int res;
+
+	memset(&s, 0, sizeof(s));
+	res = state_load(&s, -1, err);
+	if (res == 0)
+		lua_close(s.L);
+	return res;
 }
 
 /*
