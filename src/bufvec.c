@@ -75,17 +75,17 @@ static int l_fd(lua_State *L)
 {
 	int fd = (int)luaL_checkinteger(L, 1);
 	lua_Integer size = luaL_checkinteger(L, 2);
+	int seek = !lua_isnoneornil(L, 3);
+	lua_Integer pos = seek ? luaL_checkinteger(L, 3) : 0;
+	lua_Integer flags = luaL_optinteger(L, 4, 0);
 	struct bufvec *u;
 
 	luaL_argcheck(L, size >= 0, 2, "negative size");
 	u = new_owned(L, (size_t)size);
 	u->bv->buf[0].fd = fd;
-	u->bv->buf[0].flags = FUSE_BUF_IS_FD |
-		(enum fuse_buf_flags)luaL_optinteger(L, 4, 0);
-	if (!lua_isnoneornil(L, 3)) {
-		u->bv->buf[0].pos = (off_t)luaL_checkinteger(L, 3);
-		u->bv->buf[0].flags |= FUSE_BUF_FD_SEEK;
-	}
+	u->bv->buf[0].flags = FUSE_BUF_IS_FD | (enum fuse_buf_flags)flags |
+			      (seek ? FUSE_BUF_FD_SEEK : 0);
+	u->bv->buf[0].pos = (off_t)pos;
 	return 1;
 }
 

@@ -40,6 +40,8 @@ void luafs_handle_push(lua_State *L, struct luafs_state *s,
 		lua_pushnil(L);
 		return;
 	}
+	if ((int)(fi->fh & LUAFS_FH_INDEX_MASK) != s->index)
+		luaL_error(L, "this handle belongs to another Lua state");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->handles);
 	lua_rawgeti(L, -1, handle_ref(fi));
 	lua_remove(L, -2);

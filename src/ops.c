@@ -545,6 +545,7 @@ static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
 	const char *name;
 	int full;
 
+	idx = lua_absindex(L, idx);
 	if (lua_type(L, idx) == LUA_TSTRING)
 		return a->filler(a->buf, lua_tostring(L, idx), NULL, 0, 0);
 	if (!lua_istable(L, idx))
@@ -749,6 +750,14 @@ static ssize_t op_copy_file_range(const char *path_in,
 	struct copy_args a = { path_out, fi_out, off_in, off_out,
 			       len > INT32_MAX ? INT32_MAX : len, flags };
 
+	/*
+	 * Two handles served by different states cannot meet in one; the
+	 * kernel answers EXDEV by copying through read and write itself.
+	 */
+	if (fi_in != NULL && fi_out != NULL && fi_in->fh != 0 &&
+	    fi_out->fh != 0 && (fi_in->fh & LUAFS_FH_INDEX_MASK) !=
+	    (fi_out->fh & LUAFS_FH_INDEX_MASK))
+		return -EXDEV;
 	return call_path(OP_copy_file_range, path_in, fi_in, push_copy,
 			 take_copy, &a);
 }
