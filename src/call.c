@@ -172,6 +172,25 @@ static long long now_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * -o call_timeout: a count hook checks the deadline every few thousand
+ * instructions, cheap enough to leave on, and stops a callback that runs
+ * too long; the request answers ETIMEDOUT and the state stays usable.
+ * It cannot stop a blocking system call, only Lua code.
+ */
+static __thread long long deadline_us;
+
+static void deadline_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	if (now_us() < deadline_us)
+		return;
+	lua_sethook(L, NULL, 0, 0);
+	luafs_current->timed_out = 1;
+	luaL_error(L, "timed out after %f s (-o call_timeout)",
+		   luafs_host.call_timeout);
+}
+
 /* The kernel reports the calling thread's id as the request's pid. */
 static pid_t caller_tid(void)
 {
@@ -182,7 +201,8 @@ static pid_t caller_tid(void)
 
 int luafs_call(struct luafs_call *c)
 {
-	long long start = luafs_host.debug ? now_us() : 0;
+	long long start = luafs_host.debug || luafs_host.call_timeout > 0 ?
+			  now_us() : 0;
 	struct luafs_call *outer = luafs_current;
 	lua_State *L;
 	int top, status, e;
@@ -199,12 +219,24 @@ int luafs_call(struct luafs_call *c)
 	L = c->st->L;
 	top = lua_gettop(L);
 	c->nborrowed = 0;
+	c->timed_out = 0;
 	luafs_current = c;
+	if (luafs_host.call_timeout > 0) {
+		deadline_us = start + (long long)(luafs_host.call_timeout * 1e6);
+		lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 4096);
+	}
 	lua_pushcfunction(L, msghandler);
 	lua_pushcfunction(L, protected_call);
 	lua_pushlightuserdata(L, c);
 	status = lua_pcall(L, 1, 0, top + 1);
-	if (status == LUA_ERRMEM) {
+	if (luafs_host.call_timeout > 0)
+		lua_sethook(L, NULL, 0, 0);
+	if (c->timed_out) {
+		luafs_log(LOG_ERR, "%s %s: timed out after %g s",
+			  luafs_op_names[c->op], c->path ? c->path : "",
+			  luafs_host.call_timeout);
+		c->result = -ETIMEDOUT;
+	} else if (status == LUA_ERRMEM) {
 		luafs_log(LOG_ERR, "%s %s: out of Lua memory",
 			  luafs_op_names[c->op], c->path ? c->path : "");
 		c->result = -ENOMEM;

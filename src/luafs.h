@@ -49,6 +49,7 @@ struct luafs_state {
 	int busy;		/* checked out by a request */
 	pid_t owner;		/* thread inside a callback, or 0 */
 	int nhandles;		/* open handles, to spread new ones */
+	struct luafs_memory *mem;	/* the allocator's account */
 	int wanted_states;	/* the script's "states" field, or 0 */
 };
 
@@ -70,6 +71,8 @@ struct luafs_host {
 	int init_failed;	/* init raised or returned a failure */
 	volatile int started;	/* init has run: the filesystem serves */
 	int generation;		/* 1 at mount, +1 per successful reload */
+	double call_timeout;	/* seconds a callback may run, 0: no limit */
+	size_t lua_memory;	/* bytes each state may allocate, 0: no limit */
 	int notify_fd;		/* start-up pipe to the waiting parent, or -1 */
 };
 
@@ -108,6 +111,7 @@ struct luafs_call {
 	void *arg;		/* the operation's own in/out parameters */
 	int result;		/* >= 0 success, < 0 -errno */
 	int nborrowed;		/* borrowing userdata handed out */
+	int timed_out;		/* the call_timeout hook stopped the call */
 	int pin;		/* 1 + index of the state to run in, or 0 */
 };
 int luafs_call(struct luafs_call *c);

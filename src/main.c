@@ -46,6 +46,10 @@ static const char usage_text[] =
 "                     (default 1, or the script's `states' field)\n"
 "       noreload      do not reload the script when it changes\n"
 "                     (SIGUSR1 still reloads it)\n"
+"       call_timeout=SECONDS  stop a callback that runs longer; the\n"
+"                     request answers ETIMEDOUT\n"
+"       lua_memory=BYTES  cap each Lua state's memory (suffix k, m, g);\n"
+"                     a callback over the cap answers ENOMEM\n"
 "\n"
 "Arguments after -- are passed to the script's chunk as `...'.\n"
 "See luafs(1) and luafs(3).\n";
@@ -55,8 +59,8 @@ struct cmdline {
 	const char *mountpoint;
 	int help, version, foreground, debug, single_thread, clone_fd;
 	unsigned int max_threads, max_idle_threads;
-	char *states;
-	int noreload;
+	char *states, *call_timeout, *lua_memory;
+	int noreload, allow_other, default_permissions;
 	int bad;
 };
 
@@ -73,6 +77,10 @@ static const struct fuse_opt cmdline_opts[] = {
 	OPT("clone_fd", clone_fd, 1),
 	OPT("states=%s", states, 0),
 	OPT("noreload", noreload, 1),
+	OPT("call_timeout=%s", call_timeout, 0),
+	OPT("lua_memory=%s", lua_memory, 0),
+	OPT("allow_other", allow_other, 1),
+	OPT("default_permissions", default_permissions, 1),
 	FUSE_OPT_END
 };
 
@@ -117,6 +125,49 @@ static int parse_states(const char *text, int *n)
 		return -1;
 	}
 	*n = (int)v;
+	return 0;
+}
+
+/* call_timeout=SECONDS: a positive number of seconds. */
+static int parse_timeout(const char *text, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !(v > 0) || v > 1e9) {
+		fprintf(stderr, "luafs: -o call_timeout=%s: expected a positive "
+			"number of seconds\n", text);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* lua_memory=BYTES, with an optional k, m or g suffix (powers of 1024). */
+static int parse_bytes(const char *text, size_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (end != text && *end && end[1] == '\0') {
+		switch (*end | 0x20) {
+		case 'k': shift = 10; end++; break;
+		case 'm': shift = 20; end++; break;
+		case 'g': shift = 30; end++; break;
+		}
+	}
+	if (errno || end == text || *end || text[0] == '-' ||
+	    (v << shift) < 1024 || v > (1ULL << 40) >> shift) {
+		fprintf(stderr, "luafs: -o lua_memory=%s: expected a number of "
+			"bytes from 1024 to 1T (suffix k, m or g)\n", text);
+		return -1;
+	}
+	*out = (size_t)(v << shift);
 	return 0;
 }
 
@@ -374,7 +425,23 @@ int main(int argc, char **argv)
 			"given" : "no script given", usage_text);
 		goto out_args;
 	}
-	if (cl.states && parse_states(cl.states, &nstates) != 0)
+	if ((cl.states && parse_states(cl.states, &nstates) != 0) ||
+	    (cl.call_timeout && parse_timeout(cl.call_timeout,
+					      &luafs_host.call_timeout) != 0) ||
+	    (cl.lua_memory && parse_bytes(cl.lua_memory,
+					  &luafs_host.lua_memory) != 0))
+		goto out_args;
+	if (cl.allow_other && !cl.default_permissions)
+		fprintf(stderr, "luafs: warning: allow_other without "
+			"default_permissions: the kernel checks no "
+			"permissions, so other users can do whatever the "
+			"script allows; check luafs.context() in the script "
+			"or add -o default_permissions\n");
+	/* fuse_opt consumed these two; libfuse needs them too. */
+	if ((cl.allow_other &&
+	     fuse_opt_add_arg(&args, "-oallow_other") != 0) ||
+	    (cl.default_permissions &&
+	     fuse_opt_add_arg(&args, "-odefault_permissions") != 0))
 		goto out_args;
 	if (cl.debug && fuse_opt_add_arg(&args, "-d") != 0)
 		goto out_args;
@@ -436,6 +503,8 @@ out_pool:
 	free(fsname);
 out_args:
 	free(cl.states);
+	free(cl.call_timeout);
+	free(cl.lua_memory);
 	fuse_opt_free_args(&args);
 	return res;
 }

@@ -253,6 +253,50 @@ void luafs_state_swap(struct luafs_state *s)
 	s->next_table = LUA_NOREF;
 }
 
+/*
+ * Each state allocates through an account, so that -o lua_memory can cap
+ * it: an allocation over the cap fails, Lua raises a memory error, and the
+ * call answers ENOMEM.
+ */
+struct luafs_memory {
+	size_t used;
+	size_t limit;
+};
+
+static void *state_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct luafs_memory *m = ud;
+	size_t old = ptr ? osize : 0;
+	void *p;
+
+	if (nsize == 0) {
+		free(ptr);
+		m->used -= old;
+		return NULL;
+	}
+	if (m->limit && nsize > old && m->used + (nsize - old) > m->limit)
+		return NULL;
+	p = realloc(ptr, nsize);
+	if (p != NULL)
+		m->used = m->used - old + nsize;
+	return p;
+}
+
+static int state_panic(lua_State *L)
+{
+	luafs_log(LOG_CRIT, "unprotected Lua error: %s", lua_tostring(L, -1));
+	abort();
+}
+
+static void state_close(struct luafs_state *s)
+{
+	if (s->L != NULL)
+		lua_close(s->L);
+	free(s->mem);
+	s->L = NULL;
+	s->mem = NULL;
+}
+
 /* Makes *s a state that has run the script; on failure *err says why. */
 static int state_load(struct luafs_state *s, int index, char **err)
 {
@@ -263,19 +307,25 @@ static int state_load(struct luafs_state *s, int index, char **err)
 	for (i = 0; i < OP_COUNT; i++)
 		s->ops[i] = s->next_ops[i] = LUA_NOREF;
 	s->table = s->next_table = LUA_NOREF;
-	s->L = luaL_newstate();
+	s->mem = calloc(1, sizeof(*s->mem));
+	s->L = s->mem ? lua_newstate(state_alloc, s->mem) : NULL;
 	if (s->L == NULL) {
+		free(s->mem);
+		s->mem = NULL;
 		*err = strdup("cannot create a Lua state: out of memory");
 		return -1;
 	}
+	lua_atpanic(s->L, state_panic);
 	lua_pushcfunction(s->L, load_script);
 	lua_pushlightuserdata(s->L, s);
-	if (lua_pcall(s->L, 1, 0, 0) == LUA_OK)
+	if (lua_pcall(s->L, 1, 0, 0) == LUA_OK) {
+		/* The cap applies to requests, not to loading the script. */
+		s->mem->limit = luafs_host.lua_memory;
 		return 0;
+	}
 	msg = lua_tostring(s->L, -1);
 	*err = strdup(msg ? msg : "error object is not a string");
-	lua_close(s->L);
-	s->L = NULL;
+	state_close(s);
 	return -1;
 }
 
@@ -288,7 +338,7 @@ int luafs_state_check(char **err)
 	memset(&s, 0, sizeof(s));
 	res = state_load(&s, -1, err);
 	if (res == 0)
-		lua_close(s.L);
+		state_close(&s);
 	return res;
 }
 
@@ -316,7 +366,7 @@ int luafs_pool_open(int n)
 		n = 1;
 	luafs_host.states = calloc((size_t)n, sizeof(*luafs_host.states));
 	if (luafs_host.states == NULL) {
-		lua_close(first->L);
+		state_close(first);
 		goto oom;
 	}
 	luafs_host.states[0] = *first;
@@ -348,7 +398,7 @@ void luafs_pool_close(void)
 	int i;
 
 	for (i = 0; i < luafs_host.nstates; i++)
-		lua_close(luafs_host.states[i].L);
+		state_close(&luafs_host.states[i]);
 	free(luafs_host.states);
 	luafs_host.states = NULL;
 	luafs_host.nstates = 0;
