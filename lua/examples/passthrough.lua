@@ -1,0 +1,507 @@
+--[[
+passthrough.lua: mirror a directory, like libfuse's passthrough_fh.c.
+
+    luafs passthrough.lua /mnt/mirror -f -- /srv/data
+
+Every operation on /mnt/mirror is done on the same name under /srv/data
+(ROOT, the one script argument), with the *at system calls relative to a
+directory descriptor opened on ROOT once, at load. A name is the request's
+path without its leading "/" ("." for the root itself), so a path inside the
+mount stays usable as long as the kernel accepts it there (PATH_MAX), however
+long ROOT's own path is. Open files are system file descriptors: open and
+create return the descriptor (an integer) as the handle, and every later call
+on that handle works on the descriptor, whatever happened to the name.
+
+Data never passes through Lua: read_buf answers with luafs.BufVec.fd, a "this
+many bytes of this descriptor at this offset" that libfuse reads (or splices)
+itself, and write_buf copies the request's buffer into the descriptor with
+BufVec:copy_to. There is deliberately no read or write operation: libfuse
+prefers read_buf and write_buf, and a plain read would copy every byte into
+a Lua string.
+
+What init sets (edit it to trade coherence for speed):
+  * use_ino: inode numbers are ROOT's, so `ls -i`, `find -inum`, tar and
+    git see stable, real inode numbers.
+  * entry_timeout, attr_timeout, negative_timeout = 0: the kernel asks again
+    on every lookup and stat, so changes made in ROOT behind the mount's back
+    show at once, and the link count of a hard-linked file stays right (the
+    high-level API gives each name of a file a kernel inode of its own). The
+    price is two requests per stat(2); mounts that alone change ROOT can set
+    1 second or more.
+  * nullpath_ok: operations on an open handle get no path (they do not need
+    it), which spares libfuse computing it.
+  * conn.want gets FUSE_CAP_SPLICE_WRITE, SPLICE_MOVE and SPLICE_READ when
+    the kernel offers them, so that file data moves between ROOT and
+    /dev/fuse through pipes, without a copy in user space.
+  * The process umask is set to 0 at load: the kernel has applied the
+    caller's umask to the modes it sends already.
+
+Owners: when the host runs as root, whatever is created through the mount
+(files, directories, nodes, symlinks) is given to the calling user and group
+(luafs.context()), as a local filesystem would; in a set-group-ID directory
+the group is inherited instead. Otherwise everything belongs to the host's
+user.
+
+Locks:
+  * flock(2) locks are taken on the handle's descriptor: each open through
+    the mount is its own open file description in ROOT, as flock wants.
+  * POSIX record locks (fcntl F_SETLK, F_SETLKW, F_GETLK) belong to a process
+    (the kernel's lock_owner), not to a descriptor. Each owner gets its own
+    re-opened descriptor of the file, kept in luafs.shared, and its locks are
+    open-file-description locks (F_OFD_SETLK) on that descriptor: two owners
+    conflict, one owner's locks merge and split as POSIX says, and closing
+    any of the owner's descriptors of the file releases them all (libfuse
+    unlocks on flush). F_GETLK answers with the conflicting lock; one held
+    through the mount shows its holder's pid (libfuse keeps that table), one
+    held directly in ROOT by an OFD lock shows pid -1.
+  * A blocking lock (F_SETLKW, flock without LOCK_NB) polls, from 1 ms up to
+    every 50 ms, and gives up with EINTR when the caller is interrupted. It
+    holds its Lua state meanwhile, so the script asks for a pool of STATES
+    states (below); with -s, or with -o states=1, a waiter blocks every
+    other request, the holder's unlock included, until it is interrupted.
+    A waiter also waits for its own state: if the holder's handle happens to
+    be served by the same state, the unlock waits too (handles are spread
+    over the least busy states, which makes this rare, not impossible).
+
+Limits:
+  * Permissions are those of the host: access(2) and opens are checked with
+    the host's credentials. Mount with -o default_permissions (and
+    allow_other to share the mount) to have the kernel check the caller's
+    against the mode bits, as it does for a local filesystem.
+  * A file unlinked while it is open is renamed by libfuse to
+    .fuse_hiddenNNN in its directory until the last close (libfuse's default
+    without -o hard_remove), so its fd stays fully usable, but its link count
+    still says 1, and the directory cannot be removed meanwhile.
+  * No POSIX ACLs through the mount (system.posix_acl_* answers EOPNOTSUPP,
+    the kernel's default for FUSE), no ioctl, no poll (regular files are
+    always ready), no bmap.
+  * Extended attributes are read and written through
+    /proc/self/fd/<root>/<name> (the *at family has no xattr calls), so they
+    need /proc.
+  * statfs describes the filesystem holding ROOT, also for names on other
+    filesystems mounted inside ROOT.
+  * On a reload the new code opens ROOT again; the old descriptor is closed
+    when the old code is collected. Open handles, directory streams and
+    record locks survive a reload.
+]]
+
+local luafs = require "luafs"
+
+local sys = luafs.sys
+local BufVec = luafs.BufVec
+local shared = luafs.shared
+
+local O_PATH, O_DIRECTORY, O_CLOEXEC = luafs.O_PATH, luafs.O_DIRECTORY, luafs.O_CLOEXEC
+local O_RDONLY, O_WRONLY, O_RDWR = luafs.O_RDONLY, luafs.O_WRONLY, luafs.O_RDWR
+local O_CREAT, O_NONBLOCK, O_NOCTTY = luafs.O_CREAT, luafs.O_NONBLOCK, luafs.O_NOCTTY
+local AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = luafs.AT_SYMLINK_NOFOLLOW, luafs.AT_REMOVEDIR
+local S_ISGID = luafs.S_ISGID
+local F_GETLK, F_SETLK, F_SETLKW, F_UNLCK = luafs.F_GETLK, luafs.F_SETLK, luafs.F_SETLKW, luafs.F_UNLCK
+local F_OFD_GETLK, F_OFD_SETLK = luafs.F_OFD_GETLK, luafs.F_OFD_SETLK
+local LOCK_NB, LOCK_UN = luafs.LOCK_NB, luafs.LOCK_UN
+local EAGAIN, EACCES, EINTR, EISDIR = luafs.EAGAIN, luafs.EACCES, luafs.EINTR, luafs.EISDIR
+local FUSE_READDIR_PLUS = luafs.FUSE_READDIR_PLUS
+local FUSE_BUF_SPLICE_NONBLOCK = luafs.FUSE_BUF_SPLICE_NONBLOCK
+
+-- Lua states in the pool: blocking locks hold one each while they wait.
+local STATES = 4
+
+local ROOT = ...
+if type(ROOT) ~= "string" or ROOT == "" then
+  error("usage: luafs passthrough.lua MOUNTPOINT [options] -- ROOT", 0)
+end
+
+sys.umask(0)
+
+-- The directory descriptor everything is relative to. A collectable guard
+-- closes it when this code is gone (a reload, or the load-time self-check).
+local rootfd = assert(sys.open(ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC))
+local guard = setmetatable({}, { __gc = function() sys.close(rootfd) end })
+
+local AS_ROOT = sys.geteuid() == 0
+
+-- "/a/b" -> "a/b"; "/" -> "."
+local function rel(path)
+  if path == "/" then return "." end
+  return path:sub(2)
+end
+
+-- The descriptor behind a handle: a file's, or a directory stream's.
+local function fd_of(fi)
+  local h = fi and fi.fh
+  if type(h) == "table" then return h.fd end
+  return h
+end
+
+--[[ Ownership of new files: when the host runs as root, files created for
+another user would otherwise belong to root. Returns the uid and gid to give
+name (-1 keeps one as it is), or nothing when there is nothing to change. ]]
+local function new_owner(name)
+  if not AS_ROOT then return end
+  local ctx = luafs.context()
+  local uid, gid = ctx.uid, ctx.gid
+  if uid == 0 and gid == 0 then return end
+  -- In a set-group-ID directory the new file has the directory's group.
+  local parent = name:match("^(.*)/[^/]*$") or "."
+  local pst = sys.fstatat(rootfd, parent, AT_SYMLINK_NOFOLLOW)
+  if pst and pst.mode & S_ISGID ~= 0 then gid = -1 end
+  return uid, gid
+end
+
+-- After a name was created (ok, msg, err: how that went), gives it to the
+-- caller, removing it again (unlinkat with undo_flags) when that fails.
+local function created(name, undo_flags, ok, msg, err)
+  if not ok then return nil, msg, err end
+  local uid, gid = new_owner(name)
+  if uid then
+    ok, msg, err = sys.fchownat(rootfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
+    if not ok then
+      sys.unlinkat(rootfd, name, undo_flags)
+      return nil, msg, err
+    end
+  end
+  return true
+end
+
+--[[ Extended attributes have no *at calls. A name is reached through the
+root descriptor's /proc link instead; a name too long for that is reached
+through its parent directory, opened for the occasion. ]]
+local PROC_MAX = 4000
+local function with_proc(name, f, ...)
+  if #name < PROC_MAX then
+    return f("/proc/self/fd/" .. rootfd .. "/" .. name, ...)
+  end
+  local parent, base = name:match("^(.*)/([^/]+)$")
+  local dfd, msg, err = sys.openat(rootfd, parent, O_PATH | O_DIRECTORY | O_CLOEXEC)
+  if not dfd then return nil, msg, err end
+  local r = table.pack(f("/proc/self/fd/" .. dfd .. "/" .. base, ...))
+  sys.close(dfd)
+  return table.unpack(r, 1, r.n)
+end
+
+local fs = { states = STATES }
+
+function fs.init(conn, cfg)
+  cfg.use_ino = true
+  cfg.nullpath_ok = true
+  cfg.entry_timeout = 0
+  cfg.attr_timeout = 0
+  cfg.negative_timeout = 0
+  local splice = luafs.FUSE_CAP_SPLICE_WRITE | luafs.FUSE_CAP_SPLICE_MOVE
+    | luafs.FUSE_CAP_SPLICE_READ
+  conn.want = conn.want | (conn.capable & splice)
+end
+
+-- Attributes ---------------------------------------------------------------
+
+function fs.getattr(path, fi)
+  local fd = fd_of(fi)
+  if fd then return sys.fstat(fd) end
+  return sys.fstatat(rootfd, rel(path), AT_SYMLINK_NOFOLLOW)
+end
+
+function fs.access(path, mask)
+  return sys.faccessat(rootfd, rel(path), mask)
+end
+
+function fs.readlink(path)
+  return sys.readlinkat(rootfd, rel(path))
+end
+
+function fs.chmod(path, mode, fi)
+  local fd = fd_of(fi)
+  if fd then return sys.fchmod(fd, mode) end
+  return sys.fchmodat(rootfd, rel(path), mode)
+end
+
+function fs.chown(path, uid, gid, fi)
+  local fd = fd_of(fi)
+  if fd then return sys.fchown(fd, uid, gid) end
+  return sys.fchownat(rootfd, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW)
+end
+
+function fs.truncate(path, size, fi)
+  local fd = fd_of(fi)
+  if fd then return sys.ftruncate(fd, size) end
+  local msg, err
+  fd, msg, err = sys.openat(rootfd, rel(path), O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+  if not fd then return nil, msg, err end
+  local ok
+  ok, msg, err = sys.ftruncate(fd, size)
+  sys.close(fd)
+  return ok, msg, err
+end
+
+function fs.utimens(path, atime, atime_nsec, mtime, mtime_nsec, fi)
+  local fd = fd_of(fi)
+  if fd then return sys.futimens(fd, atime, atime_nsec, mtime, mtime_nsec) end
+  return sys.utimensat(rootfd, rel(path), atime, atime_nsec, mtime, mtime_nsec,
+    AT_SYMLINK_NOFOLLOW)
+end
+
+function fs.statfs()
+  return sys.fstatvfs(rootfd)
+end
+
+-- Names --------------------------------------------------------------------
+
+function fs.mknod(path, mode, rdev)
+  local name = rel(path)
+  return created(name, 0, sys.mknodat(rootfd, name, mode, rdev))
+end
+
+function fs.mkdir(path, mode)
+  local name = rel(path)
+  return created(name, AT_REMOVEDIR, sys.mkdirat(rootfd, name, mode))
+end
+
+function fs.symlink(target, linkpath)
+  local name = rel(linkpath)
+  return created(name, 0, sys.symlinkat(target, rootfd, name))
+end
+
+function fs.unlink(path)
+  return sys.unlinkat(rootfd, rel(path), 0)
+end
+
+function fs.rmdir(path)
+  return sys.unlinkat(rootfd, rel(path), AT_REMOVEDIR)
+end
+
+function fs.rename(from, to, flags)
+  return sys.renameat2(rootfd, rel(from), rootfd, rel(to), flags)
+end
+
+function fs.link(from, to)
+  return sys.linkat(rootfd, rel(from), rootfd, rel(to), 0)
+end
+
+-- Open files ---------------------------------------------------------------
+
+function fs.open(path, fi)
+  return sys.openat(rootfd, rel(path), fi.flags | O_CLOEXEC)
+end
+
+function fs.create(path, mode, fi)
+  local name = rel(path)
+  local fd, msg, err = sys.openat(rootfd, name, fi.flags | O_CREAT | O_CLOEXEC, mode)
+  if not fd then return nil, msg, err end
+  local uid, gid = new_owner(name)
+  if uid then
+    local ok
+    ok, msg, err = sys.fchown(fd, uid, gid)
+    if not ok then
+      sys.close(fd)
+      sys.unlinkat(rootfd, name, 0)
+      return nil, msg, err
+    end
+  end
+  return fd
+end
+
+-- Zero copy: libfuse reads size bytes at offset from the descriptor itself.
+function fs.read_buf(_, size, offset, fi)
+  return BufVec.fd(fi.fh, size, offset)
+end
+
+function fs.write_buf(_, buf, offset, fi)
+  return buf:copy_to(fi.fh, offset, FUSE_BUF_SPLICE_NONBLOCK)
+end
+
+-- Every close(2) of a descriptor of the file; release comes after the last.
+function fs.flush() end
+
+function fs.release(_, fi)
+  return sys.close(fi.fh)
+end
+
+function fs.fsync(_, datasync, fi)
+  if datasync ~= 0 then return sys.fdatasync(fi.fh) end
+  return sys.fsync(fi.fh)
+end
+
+function fs.fallocate(_, mode, offset, len, fi)
+  return sys.fallocate(fi.fh, mode, offset, len)
+end
+
+function fs.copy_file_range(_, fi_in, off_in, _, fi_out, off_out, len, flags)
+  return sys.copy_file_range(fi_in.fh, off_in, fi_out.fh, off_out, len, flags)
+end
+
+-- Only SEEK_DATA and SEEK_HOLE reach the filesystem.
+function fs.lseek(_, offset, whence, fi)
+  return sys.lseek(fi.fh, offset, whence)
+end
+
+-- Locks --------------------------------------------------------------------
+
+-- Retries try() until it stops answering "busy", or the caller gives up.
+local function wait_for(try)
+  local delay = 0.001
+  while true do
+    local ok, msg, err = try()
+    if ok or (err ~= EAGAIN and err ~= EACCES) then return ok, msg, err end
+    if luafs.interrupted() then return -EINTR end
+    sys.sleep(delay)
+    delay = math.min(delay * 2, 0.05)
+  end
+end
+
+function fs.flock(_, fi, op)
+  local fd = fi.fh
+  if op & (LOCK_NB | LOCK_UN) ~= 0 then return sys.flock(fd, op) end
+  return wait_for(function() return sys.flock(fd, op | LOCK_NB) end)
+end
+
+--[[ POSIX record locks: one open file description per (file, lock owner),
+re-opened from the handle's descriptor and shared by every state through
+luafs.shared, with OFD locks on it (see the header). ]]
+local OWNERS = "passthrough.lockowners"     -- how many owner descriptors are open
+
+local function owner_key(fd, owner)
+  local st, msg, err = sys.fstat(fd)
+  if not st then return nil, msg, err end
+  return string.format("passthrough.lock:%d:%d:%d", st.dev, st.ino, owner)
+end
+
+local function reopen(fd)
+  local proc = "/proc/self/fd/" .. fd
+  local base = O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+  local ofd, msg, err = sys.open(proc, O_RDWR | base)
+  if ofd or (err ~= EACCES and err ~= EISDIR and err ~= luafs.EROFS
+             and err ~= luafs.ETXTBSY) then
+    return ofd, msg, err
+  end
+  ofd, msg, err = sys.open(proc, O_RDONLY | base)
+  if ofd or err ~= EACCES then return ofd, msg, err end
+  return sys.open(proc, O_WRONLY | base)
+end
+
+-- The owner's descriptor for this file, made on demand.
+local function owner_fd(key, fd, make)
+  local ofd = shared.get(key)
+  if ofd or not make then return ofd end
+  local msg, err
+  ofd, msg, err = reopen(fd)
+  if not ofd then return nil, msg, err end
+  if not shared.cas(key, nil, ofd) then  -- another state was quicker
+    sys.close(ofd)
+    return shared.get(key)
+  end
+  shared.incr(OWNERS)
+  return ofd
+end
+
+local function drop_owner(key, ofd)
+  if shared.cas(key, ofd, nil) then
+    sys.close(ofd)
+    shared.incr(OWNERS, -1)
+  end
+end
+
+function fs.lock(_, fi, cmd, lk)
+  local fd, owner = fi.fh, fi.lock_owner
+  local unlock = lk.type == F_UNLCK
+  -- flush unlocks for every close: nothing to do if no owner holds anything
+  if unlock and (shared.get(OWNERS) or 0) <= 0 then return end
+  local key, msg, err = owner_key(fd, owner)
+  if not key then return nil, msg, err end
+  local t = { type = lk.type, whence = lk.whence, start = lk.start, len = lk.len }
+  if cmd == F_GETLK then
+    -- the owner's own locks never conflict with it; the handle holds none
+    local ofd = owner_fd(key, fd, false) or fd
+    return sys.fcntl_lock(ofd, F_OFD_GETLK, t)
+  end
+  local ofd
+  ofd, msg, err = owner_fd(key, fd, not unlock)
+  if not ofd then
+    if unlock then return end
+    return nil, msg, err
+  end
+  if unlock and lk.start == 0 and lk.len == 0 then
+    drop_owner(key, ofd)            -- closing it releases all its locks
+    return
+  end
+  if cmd == F_SETLK or unlock then
+    return sys.fcntl_lock(ofd, F_OFD_SETLK, t)
+  end
+  assert(cmd == F_SETLKW, "unknown lock command")
+  return wait_for(function() return sys.fcntl_lock(ofd, F_OFD_SETLK, t) end)
+end
+
+-- Extended attributes ------------------------------------------------------
+
+function fs.setxattr(path, name, value, flags)
+  return with_proc(rel(path), sys.lsetxattr, name, value, flags)
+end
+
+function fs.getxattr(path, name)
+  return with_proc(rel(path), sys.lgetxattr, name)
+end
+
+function fs.listxattr(path)
+  return with_proc(rel(path), sys.llistxattr)
+end
+
+function fs.removexattr(path, name)
+  return with_proc(rel(path), sys.lremovexattr, name)
+end
+
+-- Directories --------------------------------------------------------------
+
+function fs.opendir(path)
+  local fd, msg, err = sys.openat(rootfd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+  if not fd then return nil, msg, err end
+  local dir
+  dir, msg, err = sys.fdopendir(fd)
+  if not dir then
+    sys.close(fd)
+    return nil, msg, err
+  end
+  return { dir = dir, fd = fd }
+end
+
+--[[ Streams the directory: each entry carries the stream position after it
+as its offset, and libfuse asks again from the last offset it delivered when
+the kernel's buffer is full. The stream is only moved when that is not where
+it stands (the kernel went back, or one entry was read but not delivered). ]]
+function fs.readdir(_, offset, fi, flags)
+  local h = fi.fh
+  local dir, dfd = h.dir, h.fd
+  if dir:tell() ~= offset then dir:seek(offset) end
+  local plus = flags & FUSE_READDIR_PLUS ~= 0
+  return function()
+    while true do
+      local name, ino, dtype = dir:read()
+      if not name then
+        if dtype then luafs.error(dtype, ino) end  -- failed: nil, msg, errno
+        return nil
+      end
+      local st
+      if plus then
+        st = sys.fstatat(dfd, name, AT_SYMLINK_NOFOLLOW)
+      else
+        st = { ino = ino, mode = dtype << 12 }
+      end
+      if st then return { name = name, offset = dir:tell(), stat = st } end
+      -- an entry that vanished between readdir and fstatat is skipped
+    end
+  end
+end
+
+function fs.releasedir(_, fi)
+  return fi.fh.dir:close()
+end
+
+function fs.fsyncdir(_, datasync, fi)
+  local fd = fi.fh.fd
+  if datasync ~= 0 then return sys.fdatasync(fd) end
+  return sys.fsync(fd)
+end
+
+-- Keeps the root descriptor's guard alive as long as these functions are.
+function fs.destroy()
+  return guard and nil
+end
+
+return fs

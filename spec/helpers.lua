@@ -1,0 +1,226 @@
+-- spec/helpers.lua: what the luafs specs share.
+--
+--   local H = require "spec.helpers"
+--
+-- The specs run from the repository root with LUAFS set to the host binary,
+-- LUA_PATH covering lua/ and LUA_CPATH covering build/ (for luafs.so).
+local testing = require "luafs.testing"
+local luafs = require "luafs"
+local lfs = require "lfs"
+
+local H = { testing = testing, luafs = luafs, sys = luafs.sys, lfs = lfs }
+local sys = luafs.sys
+
+H.quote = testing.quote
+H.sleep = testing.sleep
+H.wait_until = testing.wait_until
+H.shell = testing.shell
+
+local function first_line(s) return (s:match("^([^\n]*)")) end
+
+-- The repository root: where the specs run from.
+do
+  local _, out = testing.shell("pwd -P")
+  H.root = first_line(out)
+end
+
+function H.fixture(name) return H.root .. "/spec/fixtures/" .. name end
+function H.example(name) return H.root .. "/lua/examples/" .. name end
+H.host = os.getenv("LUAFS") or "luafs"
+
+function H.octal(s) return tonumber(s, 8) end
+
+-- errno value -> its name(s), so that failures read "ENOENT", not "2".
+local errnames = {}
+for k, v in pairs(luafs) do
+  if type(k) == "string" and k:match("^E[A-Z0-9]+$") and math.type(v) == "integer" then
+    errnames[v] = errnames[v] or {}
+    table.insert(errnames[v], k)
+  end
+end
+for v, names in pairs(errnames) do
+  table.sort(names)
+  errnames[v] = table.concat(names, "/")
+end
+
+--- The name of errno value e ("ENOENT"), "OK" for 0 or nil, "errno N" if unknown.
+function H.errname(e)
+  if e == nil or e == 0 then return "OK" end
+  return errnames[e] or ("errno " .. tostring(e))
+end
+
+--- Call a luafs.sys-style function (failure: nil, msg, errno) and return
+-- "OK" or the name of the errno it failed with.
+function H.err(f, ...)
+  local r = table.pack(pcall(f, ...))
+  if not r[1] then error(r[2], 2) end
+  if r[2] == nil then return H.errname(r[4]) end
+  return "OK"
+end
+
+--- Like assert(), for luafs.sys results: returns the first value or raises
+-- with the message and errno name.
+function H.check(v, msg, e, ...)
+  if v == nil then error((msg or "failed") .. " (" .. H.errname(e) .. ")", 2) end
+  return v, msg, e, ...
+end
+
+function H.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s, rerr = f:read("a")
+  f:close()
+  return s, rerr
+end
+
+function H.write(path, data, mode)
+  local f = assert(io.open(path, mode or "wb"))
+  assert(f:write(data))
+  assert(f:close())
+end
+
+--- Sorted names in a directory (with "." and ".."), through lfs.dir.
+function H.listing(path)
+  local names = {}
+  for name in lfs.dir(path) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+function H.lines(s)
+  local t = {}
+  for line in (s or ""):gmatch("[^\n]+") do t[#t + 1] = line end
+  return t
+end
+
+--- The first byte offset where a and b differ, or nil when they are equal;
+-- for comparing large contents without printing them.
+function H.diff_at(a, b)
+  if a == b then return nil end
+  if a == nil or b == nil then return 0 end
+  local n = math.min(#a, #b)
+  local step = 4096
+  for i = 1, n, step do
+    local j = math.min(i + step - 1, n)
+    if a:sub(i, j) ~= b:sub(i, j) then
+      for k = i, j do
+        if a:byte(k) ~= b:byte(k) then return k - 1 end
+      end
+    end
+  end
+  return n
+end
+
+function H.assert_same_bytes(expected, got, what)
+  local at = H.diff_at(expected, got)
+  assert(at == nil, string.format("%s: contents differ at byte %s (sizes %s and %s)",
+    what or "data", tostring(at), expected and #expected or "nil", got and #got or "nil"))
+end
+
+--- A deterministic pseudo-random string of n bytes (all 256 values occur).
+function H.bytes(n, seed)
+  local x = seed or 12345
+  local block = {}
+  for i = 1, 4096 do
+    x = (x * 1103515245 + 12345) & 0x7fffffff
+    block[i] = string.char((x >> 16) & 0xff)
+  end
+  local b = table.concat(block)
+  local parts = {}
+  local k = 0
+  while k * #b < n do
+    k = k + 1
+    -- rotate the block so that the pattern does not repeat every 4 KiB
+    local r = (k * 7) % #b
+    parts[k] = b:sub(r + 1) .. b:sub(1, r)
+  end
+  return table.concat(parts):sub(1, n)
+end
+
+--- A fresh directory under /dev/shm (tmpfs); H.remove(dir) when done.
+function H.shm_dir()
+  local code, out = testing.shell("mktemp -d /dev/shm/luafs-spec.XXXXXX")
+  assert(code == 0, out)
+  return first_line(out)
+end
+
+--- A fresh empty directory under /tmp (for mountpoints of host runs).
+function H.temp_dir()
+  local code, out = testing.shell("mktemp -d -t luafs-spec.XXXXXX")
+  assert(code == 0, out)
+  return first_line(out)
+end
+
+--- rm -rf, only for the spec's own temporary directories, never a mount.
+function H.remove(dir)
+  assert(dir:match("^/dev/shm/luafs%-spec%.") or dir:match("^/tmp/luafs%-spec%."),
+    "H.remove refuses " .. dir)
+  if testing.mounted_at(dir) == 0 then testing.shell("rm -rf " .. H.quote(dir)) end
+end
+
+--- Pids of processes whose command line has `arg` as one of its words
+-- (hosts this spec started for a mountpoint).
+function H.pids_with_arg(arg)
+  local pids = {}
+  local code, out = testing.shell("ls /proc")
+  assert(code == 0)
+  for pid in out:gmatch("%d+") do
+    local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
+    if f then
+      local cmd = f:read("a") or ""
+      f:close()
+      for word in cmd:gmatch("[^%z]+") do
+        if word == arg and tonumber(pid) ~= (sys.getpid and sys.getpid()) then
+          pids[#pids + 1] = tonumber(pid)
+          break
+        end
+      end
+    end
+  end
+  return pids
+end
+
+--- Undo whatever a host run left on `mountpoint`: unmount every FUSE mount
+-- there, stop the hosts we started for it, remove the directory.
+function H.cleanup_mountpoint(mountpoint)
+  for _ = 1, 5 do
+    if testing.mounted_at(mountpoint) == 0 then break end
+    testing.shell("fusermount3 -u " .. H.quote(mountpoint)
+      .. " || umount -l " .. H.quote(mountpoint))
+  end
+  for _, pid in ipairs(H.pids_with_arg(mountpoint)) do
+    if not H.wait_until(function() return not testing.alive(pid) end, 3) then
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    end
+  end
+  if testing.mounted_at(mountpoint) == 0 then os.remove(mountpoint) end
+end
+
+--- The live FUSE mountpoints, as a sorted array (for comparisons).
+function H.mount_list()
+  local t = {}
+  for mp in pairs(testing.mounts()) do t[#t + 1] = mp end
+  table.sort(t)
+  return t
+end
+
+--- The lines of `text` that are neither empty nor a "--help" hint.
+function H.message_lines(text)
+  local t = {}
+  for line in text:gmatch("[^\n]+") do
+    if line:match("%S") and not line:find("--help", 1, true) then t[#t + 1] = line end
+  end
+  return t
+end
+
+--- Wait until the log of mount m has a line matching `pattern` (plain
+-- text); returns that line or nil.
+function H.log_line(m, text, timeout)
+  return H.wait_until(function()
+    for line in m:log():gmatch("[^\n]+") do
+      if line:find(text, 1, true) then return line end
+    end
+  end, timeout or 3)
+end
+
+return H

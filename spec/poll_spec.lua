@@ -1,0 +1,169 @@
+-- spec/poll_spec.lua: lua/examples/poll.lua, with poll(2) in a C client
+-- (spec/fixtures/poll_client.c, compiled into a temporary directory): /out
+-- is not readable while nothing is queued, a poll that waits on it wakes up
+-- when /feed is written, and the data arrives.
+local H = require "spec.helpers"
+
+local testing, luafs, sys = H.testing, H.luafs, H.sys
+local q = H.quote
+
+-- poll(2) reports only the events asked for (and errors): POLLIN, POLLOUT
+local POLLIN, POLLOUT = luafs.POLLIN, luafs.POLLOUT
+
+-- "ready revents=0x41 after 12 ms" -> "ready", 0x41, 12
+local function parse(line)
+  assert(line, "the client printed nothing more")
+  local what, rest = line:match("^(%a+) (.*)$")
+  if what == "ready" then
+    local ev, ms = rest:match("^revents=0x(%x+) after (%d+) ms$")
+    return what, tonumber(ev, 16), tonumber(ms)
+  end
+  if what == "timeout" then return what, nil, tonumber(rest:match("^after (%d+) ms$")) end
+  error("unexpected line from the client: " .. line)
+end
+
+describe("poll.lua", function()
+  local fs = testing.mounted(H.example("poll.lua"), { once = true })
+  local bin, client
+
+  setup(function()
+    bin = H.temp_dir()
+    client = bin .. "/poll_client"
+    local code, out = H.shell("cc -O2 -Wall -Wextra -Werror -o " .. q(client) .. " "
+      .. q(H.fixture("poll_client.c")))
+    assert(code == 0, "cannot compile poll_client.c: " .. out)
+  end)
+  teardown(function() if bin then H.remove(bin) end end)
+
+  -- Starts the client; returns a pipe to read its lines from.
+  local function start(...)
+    local words = { q(client) }
+    for _, w in ipairs { ... } do words[#words + 1] = q(w) end
+    return assert(io.popen("exec " .. table.concat(words, " ") .. " 2>&1", "r"))
+  end
+
+  local function feed(data)
+    H.write(fs:path("feed"), data)
+  end
+
+  -- Reads what is queued, so that each test starts with an empty /out.
+  local function drain()
+    local fd = H.check(sys.open(fs:path("out"), luafs.O_RDONLY | luafs.O_NONBLOCK))
+    while sys.read(fd, 65536) do end
+    sys.close(fd)
+  end
+  before_each(function() drain() end)
+
+  it("has /feed and /out", function()
+    assert.same({ ".", "..", "feed", "out" }, H.listing(fs.mountpoint))
+  end)
+
+  it("does not report /out readable while nothing is queued", function()
+    local p = start(fs:path("out"), "300")
+    local what, _, ms = parse(p:read("l"))
+    p:close()
+    assert.are.equal("timeout", what)
+    assert.is_true(ms >= 250, "returned after " .. ms .. " ms")
+  end)
+
+  it("wakes a waiting poll when /feed is written", function()
+    local p = start(fs:path("out"), "300", "5000")
+    -- the first poll times out: /out was not readable before the write
+    local what, _, ms = parse(p:read("l"))
+    assert.are.equal("timeout", what)
+    assert.is_true(ms >= 250, "returned after " .. ms .. " ms")
+    -- the second poll is waiting now
+    H.sleep(0.3)
+    feed("hello")
+    local ev
+    what, ev, ms = parse(p:read("l"))
+    local data = p:read("l")
+    p:close()
+    assert.are.equal("ready", what)
+    assert.are.equal(POLLIN, ev)
+    assert.is_true(ms >= 200, "returned after " .. ms .. " ms, before the write")
+    assert.is_true(ms < 4000, "returned after " .. ms .. " ms: no wake-up, only the timeout")
+    assert.are.equal("data=hello", data)
+  end)
+
+  it("reports data queued before the poll at once, and not after it was read", function()
+    feed("abc")
+    local p = start(fs:path("out"), "3000", "300")
+    local what, ev, ms = parse(p:read("l"))
+    local data = p:read("l")
+    local what2 = parse(p:read("l"))
+    p:close()
+    assert.are.equal("ready", what)
+    assert.are.equal(POLLIN, ev)
+    assert.is_true(ms < 1000, "took " .. ms .. " ms")
+    assert.are.equal("data=abc", data)
+    assert.are.equal("timeout", what2)
+  end)
+
+  it("wakes every poller", function()
+    local p1 = start("-n", fs:path("out"), "200", "5000")
+    local p2 = start("-n", fs:path("out"), "200", "5000")
+    assert.are.equal("timeout", (parse(p1:read("l"))))
+    assert.are.equal("timeout", (parse(p2:read("l"))))
+    H.sleep(0.3)
+    feed("x")
+    local w1, e1, ms1 = parse(p1:read("l"))
+    local w2, e2, ms2 = parse(p2:read("l"))
+    p1:close()
+    p2:close()
+    assert.same({ "ready", POLLIN, "ready", POLLIN }, { w1, e1, w2, e2 })
+    assert.is_true(ms1 < 4000 and ms2 < 4000, "after " .. ms1 .. " and " .. ms2 .. " ms")
+  end)
+
+  it("keeps bytes in order across writes and partial reads", function()
+    feed("one ")
+    feed("two ")
+    feed("three")
+    local fd = H.check(sys.open(fs:path("out"), luafs.O_RDONLY))
+    assert.are.equal("one t", sys.read(fd, 5))
+    assert.are.equal("wo three", sys.read(fd, 100))
+    sys.close(fd)
+  end)
+
+  it("answers a read of an empty /out at once: EAGAIN, or end of file", function()
+    local fd = H.check(sys.open(fs:path("out"), luafs.O_RDONLY | luafs.O_NONBLOCK))
+    assert.are.equal(H.errname(luafs.EAGAIN), H.err(sys.read, fd, 10))
+    sys.close(fd)
+    fd = H.check(sys.open(fs:path("out"), luafs.O_RDONLY))
+    assert.are.equal("", sys.read(fd, 10))
+    sys.close(fd)
+  end)
+
+  it("reports /feed always writable", function()
+    local p = start("-w", fs:path("feed"), "2000")
+    local what, ev, ms = parse(p:read("l"))
+    p:close()
+    assert.are.equal("ready", what)
+    assert.are.equal(POLLOUT, ev)
+    assert.is_true(ms < 1000, "took " .. ms .. " ms")
+  end)
+
+  it("refuses the wrong direction", function()
+    assert.are.equal("EACCES", H.err(sys.open, fs:path("out"), luafs.O_WRONLY))
+    assert.are.equal("EACCES", H.err(sys.open, fs:path("feed"), luafs.O_RDONLY))
+  end)
+
+  it("forgets the poll handle of a poller that went away", function()
+    local out = bin .. "/gone.out"
+    local code, text = H.shell("exec " .. q(client) .. " " .. q(fs:path("out")) .. " 10000 >"
+      .. q(out) .. " 2>&1 & echo $!")
+    assert(code == 0, text)
+    local pid = assert(tonumber(text:match("%d+")))
+    H.sleep(0.3) -- it waits in poll now
+    os.execute("kill -TERM " .. pid)
+    assert.is_true(H.wait_until(function() return not testing.alive(pid) end, 5), "the client did not exit")
+    feed("after")
+    local p = start(fs:path("out"), "2000")
+    local what = parse(p:read("l"))
+    local data = p:read("l")
+    p:close()
+    assert.are.equal("ready", what)
+    assert.are.equal("data=after", data)
+    assert.is_nil(fs:log():match("[Ee]rror"), fs:log())
+  end)
+end)
