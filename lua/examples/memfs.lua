@@ -358,9 +358,9 @@ function fs.init(_conn, cfg)
   -- kernel inode, so attributes cached for one name would miss a write,
   -- chmod or link made through another. Have the kernel ask every time.
   cfg.attr_timeout = 0
-  -- The root belongs to whoever mounts the filesystem.
-  local ctx = luafs.context()
-  root.uid, root.gid = ctx.uid, ctx.gid
+  -- The root belongs to whoever mounts the filesystem: the host's user
+  -- (init has no caller; luafs.context() says uid 0 there).
+  root.uid, root.gid = luafs.sys.getuid(), luafs.sys.getgid()
 end
 
 function fs.getattr(path, fi)
