@@ -25,31 +25,50 @@ enum {
 	EXIT_INIT = 4,		/* init failed, or the filesystem failed */
 };
 
+static const char usage_line[] =
+"usage: luafs SCRIPT MOUNTPOINT [options] [-- script arguments]\n";
+
+/* Keep identical to OPTIONS in luafs(1); scripts/check-docs compares them. */
 static const char usage_text[] =
-"usage: luafs SCRIPT MOUNTPOINT [options] [-- script arguments]\n"
 "\n"
 "Mount the filesystem that the Lua script SCRIPT implements at MOUNTPOINT.\n"
 "\n"
 "Options:\n"
-"  -h, --help         print this help and exit\n"
-"  -V, --version      print the luafs, Lua and libfuse versions and exit\n"
-"  -f                 stay in the foreground and log to stderr\n"
-"  -d                 debug: libfuse's request trace and a luafs line per\n"
-"                     call (operation, path, result, microseconds); implies -f\n"
-"  -s                 single-threaded: serve one request at a time\n"
-"  -o OPT[,OPT...]    mount, libfuse and luafs options:\n"
-"       allow_other, default_permissions, ro, fsname=NAME, subtype=NAME,\n"
-"       auto_unmount, entry_timeout=T, attr_timeout=T, negative_timeout=T,\n"
-"       max_threads=N, max_idle_threads=N, clone_fd, and the other options\n"
-"       of mount.fuse3(8)\n"
-"       states=N      serve requests with N Lua states in parallel\n"
-"                     (default 1, or the script's `states' field)\n"
-"       noreload      do not reload the script when it changes\n"
-"                     (SIGUSR1 still reloads it)\n"
-"       call_timeout=SECONDS  stop a callback that runs longer; the\n"
-"                     request answers ETIMEDOUT\n"
-"       lua_memory=BYTES  cap each Lua state's memory (suffix k, m, g);\n"
-"                     a callback over the cap answers ENOMEM\n"
+"  -h, --help            print this help and exit\n"
+"  -V, --version         print the luafs, Lua and libfuse versions and exit\n"
+"  -f                    stay in the foreground and log to stderr\n"
+"  -d, -o debug          debug: libfuse's request trace and a luafs line per\n"
+"                        call (operation, path, result, microseconds);\n"
+"                        implies -f\n"
+"  -s                    single-threaded: serve one request at a time\n"
+"  -o OPT[,OPT...]       mount, libfuse and luafs options, among them:\n"
+"    allow_other         let other users than the one who mounted use the\n"
+"                        filesystem; warns without default_permissions\n"
+"    default_permissions  let the kernel check permissions against the\n"
+"                        modes and owners that getattr returns\n"
+"    ro                  mount read-only\n"
+"    fsname=NAME         the name of the mount (default: the absolute path\n"
+"                        of SCRIPT)\n"
+"    subtype=NAME        the mount's type is fuse.NAME (default: luafs)\n"
+"    auto_unmount        unmount when luafs exits, even when it is killed\n"
+"    entry_timeout=T     seconds the kernel caches names\n"
+"    attr_timeout=T      seconds the kernel caches attributes\n"
+"    negative_timeout=T  seconds the kernel caches missing names\n"
+"    max_threads=N       the most worker threads libfuse starts\n"
+"    max_idle_threads=N  the most idle worker threads libfuse keeps\n"
+"    clone_fd            a FUSE device descriptor per worker thread\n"
+"    states=N            serve requests with N Lua states in parallel\n"
+"                        (1 to 1024; default 1, or the script's states\n"
+"                        field)\n"
+"    noreload            do not reload the script when it changes\n"
+"                        (SIGUSR1 still reloads it)\n"
+"    call_timeout=SECONDS  stop a callback that runs longer; the request\n"
+"                        answers ETIMEDOUT\n"
+"    lua_memory=BYTES    cap each Lua state's memory (1024 bytes to 1 TiB,\n"
+"                        suffix k, m or g); a callback over the cap answers\n"
+"                        ENOMEM\n"
+"Other -o options go to libfuse and the kernel (see mount.fuse3(8)),\n"
+"which reject those they do not know.\n"
 "\n"
 "Arguments after -- are passed to the script's chunk as `...'.\n"
 "See luafs(1) and luafs(3).\n";
@@ -411,6 +430,7 @@ int main(int argc, char **argv)
 	    cl.bad)
 		goto out_args;
 	if (cl.help) {
+		fputs(usage_line, stdout);
 		fputs(usage_text, stdout);
 		res = 0;
 		goto out_args;
@@ -421,8 +441,8 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 	if (cl.script == NULL || cl.mountpoint == NULL) {
-		fprintf(stderr, "luafs: %s\n%s", cl.script ? "no mountpoint "
-			"given" : "no script given", usage_text);
+		fprintf(stderr, "luafs: no %s given; %s", cl.script ?
+			"mountpoint" : "script", usage_line);
 		goto out_args;
 	}
 	if ((cl.states && parse_states(cl.states, &nstates) != 0) ||
