@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,13 +200,13 @@ static void print_version(void)
 	       FUSE_USE_VERSION);
 }
 
-/* Reads one mount point from /proc/self/mountinfo, undoing \ooo escapes. */
-static int unescape_next(const char **p, char *out, size_t size)
+/* Copies one field of a /proc/self/mountinfo line, undoing \ooo escapes. */
+static void unescape_next(const char **p, char *out, size_t size)
 {
 	const char *s = *p;
 	size_t o = 0;
 
-	while (*s && *s != ' ' && o + 1 < size) {
+	while (*s && *s != ' ' && *s != '\n' && o + 1 < size) {
 		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
 			out[o++] = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
 					  (s[3] - '0'));
@@ -213,45 +216,214 @@ static int unescape_next(const char **p, char *out, size_t size)
 		}
 	}
 	out[o] = '\0';
+	while (*s == ' ')
+		s++;
 	*p = s;
-	return (int)o;
 }
 
-static int is_mounted(const char *path)
-{
-	char line[8192], mnt[PATH_MAX];
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	int found = 0, field;
-	const char *p;
+/* The topmost mount on a path: its type and source, as in mountinfo. */
+struct mount_entry {
+	int found;
+	char fstype[256];
+	char source[PATH_MAX];
+};
 
+static void find_mount(const char *path, struct mount_entry *me)
+{
+	char line[3 * PATH_MAX + 1024], mnt[PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	const char *p;
+	int field;
+
+	me->found = 0;
 	if (f == NULL)
-		return 0;
-	while (!found && fgets(line, sizeof(line), f)) {
+		return;
+	/* Later lines are mounted on top of earlier ones. */
+	while (fgets(line, sizeof(line), f)) {
 		p = line;
 		for (field = 0; field < 4 && (p = strchr(p, ' ')); field++)
 			p++;
 		if (p == NULL)
 			continue;
 		unescape_next(&p, mnt, sizeof(mnt));
-		found = strcmp(mnt, path) == 0;
+		if (strcmp(mnt, path) != 0 || (p = strstr(p, " - ")) == NULL)
+			continue;
+		p += 3;
+		unescape_next(&p, me->fstype, sizeof(me->fstype));
+		unescape_next(&p, me->source, sizeof(me->source));
+		me->found = 1;
 	}
 	fclose(f);
-	return found;
+}
+
+static int is_fuse(const char *fstype)
+{
+	return strcmp(fstype, "fuse") == 0 || strcmp(fstype, "fuseblk") == 0 ||
+	       strncmp(fstype, "fuse.", 5) == 0;
+}
+
+/*
+ * Asks a FUSE filesystem for its statfs, which the kernel never answers
+ * from a cache: a mount whose process died fails with ENOTCONN (or
+ * ECONNABORTED).  A child asks, so that a live filesystem that does not
+ * answer cannot hang luafs.  Returns 0, -errno, or -ETIMEDOUT when no
+ * answer came in time.
+ */
+static int probe_fuse(const char *path)
+{
+	struct statvfs sv;
+	int status, i;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		_exit(statvfs(path, &sv) == 0 ? 0 : errno & 0xff);
+	for (i = 0; i < 300; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	for (i = 0; i < 100 && waitpid(pid, &status, WNOHANG) != pid; i++)
+		usleep(10000);
+	return -ETIMEDOUT;
+}
+
+/* Unmounts a dead mount lazily: directly as root, else by fusermount3. */
+static int unmount_stale(const char *path)
+{
+	char *argv[] = { "fusermount3", "-u", "-z", "--", (char *)path, NULL };
+	int status;
+	pid_t pid;
+
+	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -1;
+	if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv,
+			 environ) != 0 ||
+	    waitpid(pid, &status, 0) != pid)
+		return -1;
+	errno = EPERM;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/*
+ * Refuses a path that something is mounted on, except a stale luafs mount
+ * (type fuse.luafs, its process gone), which is unmounted so that luafs can
+ * take its place: a host killed with SIGKILL leaves one behind.
+ */
+static int check_not_mounted(const char *path)
+{
+	struct mount_entry me;
+	int tries, res, stale;
+
+	for (tries = 0; tries < 8; tries++) {
+		find_mount(path, &me);
+		if (!me.found)
+			return 0;
+		if (!is_fuse(me.fstype)) {
+			fprintf(stderr, "luafs: %s is already a mountpoint (%s "
+				"%s); unmount it first: umount %s\n", path,
+				me.fstype, me.source, path);
+			return -1;
+		}
+		res = probe_fuse(path);
+		stale = res == -ENOTCONN || res == -ECONNABORTED;
+		if (res == -ETIMEDOUT) {
+			fprintf(stderr, "luafs: %s is a FUSE mount (%s %s) that "
+				"does not answer; unmount it first: fusermount3 "
+				"-u -z %s\n", path, me.fstype, me.source, path);
+			return -1;
+		}
+		if (!stale && strcmp(me.fstype, "fuse.luafs") == 0) {
+			fprintf(stderr, "luafs: %s is already mounted by another "
+				"luafs (%s); unmount it first: fusermount3 -u "
+				"%s\n", path, me.source, path);
+			return -1;
+		}
+		if (!stale) {
+			fprintf(stderr, "luafs: %s is already mounted (%s %s); "
+				"unmount it first: fusermount3 -u %s\n", path,
+				me.fstype, me.source, path);
+			return -1;
+		}
+		if (strcmp(me.fstype, "fuse.luafs") != 0) {
+			fprintf(stderr, "luafs: %s is a stale FUSE mount (%s %s) "
+				"whose filesystem process died; run: "
+				"fusermount3 -u -z %s\n", path, me.fstype,
+				me.source, path);
+			return -1;
+		}
+		if (unmount_stale(path) != 0) {
+			fprintf(stderr, "luafs: %s is a stale luafs mount that "
+				"cannot be unmounted (%s); run: fusermount3 -u "
+				"-z %s\n", path, strerror(errno), path);
+			return -1;
+		}
+		luafs_log(LOG_WARNING, "%s: unmounted a stale mount of %s, "
+			  "left by a luafs process that died", path, me.source);
+	}
+	fprintf(stderr, "luafs: %s: too many stale mounts\n", path);
+	return -1;
+}
+
+/*
+ * The absolute path of a mountpoint, with the symbolic links of its
+ * directory resolved but without looking at the mountpoint itself, which
+ * may be a FUSE mount that hangs or fails.
+ */
+static int absolute_path(const char *mnt, char *out)
+{
+	char dir[PATH_MAX], real[PATH_MAX], *slash;
+	const char *base;
+	size_t n = strlen(mnt);
+
+	while (n > 1 && mnt[n - 1] == '/')
+		n--;
+	if (n >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, mnt, n);
+	dir[n] = '\0';
+	slash = strrchr(dir, '/');
+	base = slash ? slash + 1 : dir;
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		return realpath(mnt, out) ? 0 : -1;
+	if (slash == dir) {
+		strcpy(real, "/");
+	} else {
+		if (slash)
+			*slash = '\0';
+		if (realpath(slash ? dir : ".", real) == NULL)
+			return -1;
+	}
+	if (snprintf(out, PATH_MAX, "%s%s%s", real,
+		     strcmp(real, "/") == 0 ? "" : "/", base) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
 }
 
 /* Checks the mountpoint and stores its absolute path in resolved. */
 static int check_mountpoint(const char *mnt, char *resolved)
 {
+	char real[PATH_MAX];
 	struct stat st;
 
-	if (stat(mnt, &st) != 0) {
-		if (errno == ENOTCONN)
-			fprintf(stderr, "luafs: %s is a stale FUSE mount (its "
-				"filesystem process died); run: fusermount3 "
-				"-u %s\n", mnt, mnt);
-		else
-			fprintf(stderr, "luafs: mountpoint %s: %s\n", mnt,
-				strerror(errno));
+	if (absolute_path(mnt, resolved) != 0) {
+		fprintf(stderr, "luafs: mountpoint %s: %s\n", mnt,
+			strerror(errno));
+		return -1;
+	}
+	if (check_not_mounted(resolved) != 0)
+		return -1;
+	if (stat(resolved, &st) != 0) {
+		fprintf(stderr, "luafs: mountpoint %s: %s\n", mnt,
+			strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -259,17 +431,27 @@ static int check_mountpoint(const char *mnt, char *resolved)
 			mnt);
 		return -1;
 	}
-	if (realpath(mnt, resolved) == NULL) {
+	/* A symbolic link to a directory: check where it leads. */
+	if (realpath(resolved, real) == NULL) {
 		fprintf(stderr, "luafs: mountpoint %s: %s\n", mnt,
 			strerror(errno));
 		return -1;
 	}
-	if (is_mounted(resolved)) {
-		fprintf(stderr, "luafs: %s is already a mountpoint; unmount it "
-			"first (fusermount3 -u %s)\n", resolved, resolved);
-		return -1;
+	if (strcmp(real, resolved) != 0) {
+		strcpy(resolved, real);
+		return check_not_mounted(resolved);
 	}
 	return 0;
+}
+
+static void set_handler(int sig, void (*handler)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
 }
 
 /*
@@ -279,6 +461,7 @@ static int check_mountpoint(const char *mnt, char *resolved)
  */
 static int daemonize(void)
 {
+	ssize_t n;
 	int fds[2], status;
 	char ok;
 	pid_t pid;
@@ -288,8 +471,14 @@ static int daemonize(void)
 		return -1;
 	}
 	if (pid > 0) {
+		/* A signal to the waiting parent must not stop the child. */
+		set_handler(SIGINT, SIG_DFL);
+		set_handler(SIGTERM, SIG_DFL);
+		set_handler(SIGHUP, SIG_DFL);
 		close(fds[1]);
-		if (read(fds[0], &ok, 1) == 1)
+		while ((n = read(fds[0], &ok, 1)) < 0 && errno == EINTR)
+			;
+		if (n == 1)
 			_exit(0);
 		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
 			_exit(WEXITSTATUS(status) ? WEXITSTATUS(status) :
@@ -306,13 +495,43 @@ static int daemonize(void)
 	return 0;
 }
 
+/* $LUAFS_READY_FILE: written once the mount is live, for who waits. */
+static char ready_path[PATH_MAX];
+static const char *ready_file;
+
+static void set_ready_file(const char *path)
+{
+	if (path && *path && strlen(path) < sizeof(ready_path)) {
+		strcpy(ready_path, path);
+		ready_file = ready_path;
+	}
+	/* Not for the processes that the script starts. */
+	unsetenv("LUAFS_READY_FILE");
+}
+
+static void write_ready_file(void)
+{
+	char pid[32];
+	int fd, n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+
+	fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, pid, (size_t)n) != n)
+		luafs_log(LOG_WARNING, "LUAFS_READY_FILE %s: %m", ready_file);
+	if (fd >= 0)
+		close(fd);
+}
+
 void luafs_host_started(void)
 {
 	int fd, nullfd;
 
 	luafs_host.started = 1;
+	if (luafs_host.init_failed)
+		return;
+	if (ready_file)
+		write_ready_file();
 	fd = luafs_host.notify_fd;
-	if (fd < 0 || luafs_host.init_failed)
+	if (fd < 0)
 		return;
 	nullfd = open("/dev/null", O_RDWR);
 	if (nullfd >= 0) {
@@ -330,12 +549,24 @@ void luafs_host_started(void)
 	luafs_host.notify_fd = -1;
 }
 
+/*
+ * How many seconds the callbacks in flight get to finish after a signal
+ * to unmount, before the Lua code still running is interrupted.
+ */
+#define STOP_GRACE 2
+
+static volatile sig_atomic_t stopping;
+
 static void on_signal(int sig)
 {
-	(void)sig;
 	if (luafs_host.fuse)
 		fuse_exit(luafs_host.fuse);
-	luafs_pool_interrupt();
+	if (sig == SIGALRM) {
+		luafs_pool_interrupt();
+	} else if (!stopping) {
+		stopping = 1;
+		alarm(STOP_GRACE);
+	}
 }
 
 static void on_reload_signal(int sig)
@@ -344,21 +575,15 @@ static void on_reload_signal(int sig)
 	luafs_reload_request();
 }
 
+/* Before the mount, so that no signal can leave it behind. */
 static void set_signals(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_reload_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	set_handler(SIGUSR1, on_reload_signal);
+	set_handler(SIGINT, on_signal);
+	set_handler(SIGTERM, on_signal);
+	set_handler(SIGHUP, on_signal);
+	set_handler(SIGALRM, on_signal);
+	set_handler(SIGPIPE, SIG_IGN);
 }
 
 /* Blocks the unmount signals once serving is over, so destroy can run. */
@@ -370,7 +595,9 @@ static void block_signals(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGALRM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	alarm(0);
 	luafs_pool_uninterrupt();
 }
 
@@ -424,6 +651,7 @@ int main(int argc, char **argv)
 
 	luafs_host.notify_fd = -1;
 	luafs_host.generation = 1;
+	set_ready_file(getenv("LUAFS_READY_FILE"));
 	args.argc = split_script_args(argc, argv);
 	args.argv = argv;
 	if (fuse_opt_parse(&args, &cl, cmdline_opts, cmdline_proc) != 0 ||
@@ -498,14 +726,19 @@ int main(int argc, char **argv)
 		goto out_pool;
 
 	res = EXIT_MOUNT;
-	if (fuse_mount(luafs_host.fuse, mnt) != 0)
+	set_signals();
+	if (fuse_mount(luafs_host.fuse, mnt) != 0) {
+		if (geteuid() != 0 && access("/dev/fuse", R_OK | W_OK) != 0)
+			fprintf(stderr, "luafs: /dev/fuse: %s; users other than "
+				"root need it readable and writable (mode "
+				"0666)\n", strerror(errno));
 		goto out_fuse;
+	}
 	res = EXIT_INIT;
 	if (!luafs_host.foreground && daemonize() != 0)
 		goto out_unmount;
 	if (luafs_reload_start(!cl.noreload) != 0)
 		goto out_unmount;
-	set_signals();
 	if (serve(&cl) != 0 && !luafs_host.init_failed)
 		luafs_log(LOG_ERR, "the FUSE loop failed");
 	else if (!luafs_host.init_failed)
