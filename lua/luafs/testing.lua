@@ -23,9 +23,14 @@
 -- background of the test process, with its standard output and standard
 -- error (where a foreground host writes its log) in a log file.
 --
--- Limits: the kit polls for the mount (every 10 ms) rather than being told
--- by the host; it finds live mounts in `/proc/self/mountinfo`, so it only
--- works on Linux; it never unmounts anything it did not mount.
+-- A mount is live when it is in `/proc/self/mountinfo` and the host has
+-- written the file named by `LUAFS_READY_FILE` (which luafs does once the
+-- script's init has run); the kit polls for both every 10 ms, up to a
+-- deadline. The mountpoint's directory has mode 0711, so that other users
+-- can reach a mount made with `-o allow_other`.
+--
+-- Limits: it only works on Linux (`/proc/self/mountinfo`); it never
+-- unmounts anything it did not mount.
 --
 -- @module luafs.testing
 
@@ -55,7 +60,9 @@ local function now()
   return os.time()
 end
 
---- Sleep for `s` seconds (fractions allowed).
+--- Sleep for `s` seconds (fractions allowed). The kit's polling loops
+-- call `testing.sleep` between two looks, so a spec may wrap it to watch
+-- them.
 local function sleep(s)
   if ok_system and system.sleep then return system.sleep(s) end
   if sys and sys.sleep then return sys.sleep(s) end
@@ -156,7 +163,7 @@ function testing.wait_until(pred, timeout, interval)
   while true do
     local v = pred()
     if v or now() >= deadline then return v end
-    sleep(interval or 0.01)
+    testing.sleep(interval or 0.01)
   end
 end
 
@@ -277,6 +284,10 @@ function Mount:unmount(opts)
   local strict = not (opts and opts.strict == false)
   local problems = {}
   local died_before = self:status()
+  if not died_before and not alive(self.pid) then
+    -- Dead, and the wrapper is about to record how it ended.
+    died_before = testing.wait_until(function() return self:status() end, 2) or -1
+  end
   if died_before and not self._expect_exit then
     problems[#problems + 1] = "the host exited during the test (status "
       .. tostring(died_before) .. ")"
@@ -352,6 +363,8 @@ end
 --   `options`: array of extra host arguments, e.g. {"-s", "-o", "ro"};
 --   `scratch`: true to make a fresh tmpfs-backed directory under /dev/shm;
 --   `timeout`: seconds to wait for the mount (default 10);
+--   `exit_timeout`: seconds to wait for the host to exit after the
+--   unmount before it is killed (default 5);
 --   `host`: the host binary (default `$LUAFS`, else `luafs`).
 -- @treturn table a mount object `m`: `m.mountpoint`, `m.scratch`, `m.pid`,
 --   `m.log_path`, `m:log()`, `m:path(rel)`, `m:unmount()`, `m:alive()`,
@@ -361,8 +374,10 @@ end
 --   behind then.
 function testing.mount(script, opts)
   opts = opts or {}
-  local m = setmetatable({ script = script }, Mount)
+  local m = setmetatable({ script = script, exit_timeout = opts.exit_timeout }, Mount)
   m._dir = mktemp_dir("luafs-test.XXXXXX")
+  -- Other users may pass through to the mountpoint (for allow_other).
+  shell("chmod 711 " .. quote(m._dir))
   m.mountpoint = m._dir .. "/mnt"
   assert(os.execute("mkdir " .. quote(m.mountpoint)), "mkdir mountpoint")
   m.log_path = m._dir .. "/log"
@@ -378,13 +393,15 @@ function testing.mount(script, opts)
   end
   m.command = table.concat(words, " ")
   local d = quote(m._dir)
+  local ready = m._dir .. "/ready"
   -- A subshell starts the host, records its pid, waits for it and records
-  -- its exit status; the host's pid is that of the process we kill.
+  -- its exit status; the host's pid is that of the process we kill. The
+  -- host writes the ready file once init has run.
   local cmd = string.format(
-    "( %s%s </dev/null >%s 2>&1 & echo $! >%s/pid.tmp && mv %s/pid.tmp %s/pid; "
+    "( LUAFS_READY_FILE=%s %s%s </dev/null >%s 2>&1 & echo $! >%s/pid.tmp && mv %s/pid.tmp %s/pid; "
       .. "wait $!; echo $? >%s/status.tmp && mv %s/status.tmp %s/status ) "
       .. "</dev/null >/dev/null 2>&1 & echo $!",
-    signal_prefix(), m.command, quote(m.log_path), d, d, d, d, d, d)
+    quote(ready), signal_prefix(), m.command, quote(m.log_path), d, d, d, d, d, d)
   local _, wrapper = shell(cmd)
   m._wrapper = tonumber(wrapper:match("%d+"))
   local pid_text = testing.wait_until(function() return read_all(m._dir .. "/pid") end, 5)
@@ -394,7 +411,7 @@ function testing.mount(script, opts)
     error(with_log("luafs.testing: could not start " .. m.command, m:log()), 2)
   end
   local deadline = now() + (opts.timeout or 10)
-  while not m:is_mounted() do
+  while not (m:is_mounted() and read_all(ready)) do
     local status = m:status()
     if status then
       m._expect_exit = true
@@ -404,10 +421,10 @@ function testing.mount(script, opts)
     end
     if now() >= deadline then
       m:unmount { strict = false }
-      error(with_log(string.format("luafs.testing: %s: no mount on %s after %g s",
+      error(with_log(string.format("luafs.testing: %s: the mount on %s was not live after %g s",
         m.command, m.mountpoint, opts.timeout or 10), m:log()), 2)
     end
-    sleep(0.01)
+    testing.sleep(0.01)
   end
   return m
 end
