@@ -48,14 +48,16 @@ describe("luafs.testing", function()
 
   describe("a mount that fails", function()
     it("raises an error with the host's log when the script does not load", function()
-      local ok, err = pcall(testing.mount, H.fixture("raises_on_load.lua"))
+      -- A long deadline: these hosts exit at once, a slow machine must
+      -- not turn that into a timeout.
+      local ok, err = pcall(testing.mount, H.fixture("raises_on_load.lua"), { timeout = 60 })
       assert_failed_cleanly(ok, err, "exited with status 2 before the mount was live",
         "\n--- luafs host log ---\n", "raises_on_load.lua:2: load-time-failure-marker",
         "\n--- end of log ---")
     end)
 
     it("raises an error with the host's log when init fails", function()
-      local ok, err = pcall(testing.mount, H.fixture("init_raises.lua"))
+      local ok, err = pcall(testing.mount, H.fixture("init_raises.lua"), { timeout = 60 })
       assert_failed_cleanly(ok, err, "exited with status 4 before the mount was live",
         "init-failure-marker", "luafs: init failed (Input/output error): unmounting")
     end)
@@ -69,7 +71,7 @@ describe("luafs.testing", function()
     end)
 
     it("raises an error with the shell's message when the host cannot run", function()
-      local ok, err = pcall(testing.mount, HELLO, { host = "/nonexistent/luafs" })
+      local ok, err = pcall(testing.mount, HELLO, { host = "/nonexistent/luafs", timeout = 60 })
       assert_failed_cleanly(ok, err, "exited with status 127", "/nonexistent/luafs")
     end)
   end)
