@@ -217,6 +217,8 @@ int luafs_call(struct luafs_call *c)
 		return c->result = -EDEADLK;
 	}
 	L = c->st->L;
+	/* No state is ever entered by two threads at once. */
+	assert(c->st->owner == luafs_tid());
 	top = lua_gettop(L);
 	c->nborrowed = 0;
 	c->timed_out = 0;

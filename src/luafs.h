@@ -44,10 +44,12 @@ struct luafs_state {
 	int table;		/* registry ref of the table they came from */
 	int next_ops[OP_COUNT];	/* reloaded code, until it takes over */
 	int next_table;
+	int generation;		/* of the code in ops */
+	int next_generation;	/* of next_ops once published, 0: none */
 	int handles;		/* registry ref of the open-handle table */
 	int index;		/* position in the pool */
 	int busy;		/* checked out by a request */
-	pid_t owner;		/* thread inside a callback, or 0 */
+	pid_t owner;		/* thread that checked it out, or 0 */
 	int nhandles;		/* open handles, to spread new ones */
 	struct luafs_memory *mem;	/* the allocator's account */
 	int wanted_states;	/* the script's "states" field, or 0 */
@@ -70,7 +72,7 @@ struct luafs_host {
 	pthread_cond_t pool_free;
 	int init_failed;	/* init raised or returned a failure */
 	volatile int started;	/* init has run: the filesystem serves */
-	int generation;		/* 1 at mount, +1 per successful reload */
+	int generation;		/* 1 at mount, +1 per published reload */
 	double call_timeout;	/* seconds a callback may run, 0: no limit */
 	size_t lua_memory;	/* bytes each state may allocate, 0: no limit */
 	int notify_fd;		/* start-up pipe to the waiting parent, or -1 */
@@ -89,10 +91,11 @@ int luafs_pool_open(int n);
 void luafs_pool_close(void);
 struct luafs_state *luafs_state_acquire(int index, pid_t caller);
 void luafs_state_release(struct luafs_state *s);
-int luafs_state_check(char **err);
-int luafs_state_prepare(struct luafs_state *s, char **err);
+pid_t luafs_tid(void);
+int luafs_state_check(lua_Hook hook, char **err);
+int luafs_state_prepare(struct luafs_state *s, lua_Hook hook, char **err);
 void luafs_state_discard(struct luafs_state *s);
-void luafs_state_swap(struct luafs_state *s);
+void luafs_pool_publish(int ok);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
 

@@ -3,20 +3,26 @@
  * directory with inotify (editors replace files by rename, so the
  * directory, not the file) and waits for the reload signal.  A burst of
  * events is coalesced: the reload runs once the directory has been quiet
- * for RELOAD_QUIET_MS.
+ * for RELOAD_QUIET_MS and no .lua file that was written is still open for
+ * writing (up to RELOAD_WRITER_MS, for a writer that never closes).
  *
- * The new code first runs in a scratch state, off the request path; a
- * script that fails there never holds up a request.  Then the reload
- * thread checks every state out (requests in flight finish first, on the
- * old code), loads the new code beside the old in each, and only when all
- * succeeded swaps them all before giving the states back, so no request
- * sees a mix of old and new.
+ * The script is read once; its text first runs in a scratch state, off
+ * the request path, so a script that fails there never holds up a
+ * request.  Then the reload thread checks the states out one at a time
+ * (each waits for its request in flight, which finishes on the old code)
+ * and loads the new code beside the old.  Only when every state has it is
+ * the reload published, in one step: each state switches at its next
+ * checkout, so every request that starts from then on runs the new code,
+ * in all states, and no request sees a mix.  Holding one state at a time
+ * means a callback that waits for another request (a blocking lock that
+ * another file's release frees) never deadlocks a reload.
  */
 #include "luafs.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +31,16 @@
 #include <unistd.h>
 
 #define RELOAD_QUIET_MS 100
+#define RELOAD_WRITER_MS 2000
+#define RELOAD_LOAD_S 10	/* the longest a reload may run Lua code */
+#define RELOAD_WRITERS 8	/* .lua files tracked as open for writing */
 
 static int wake_fds[2] = { -1, -1 };
 static int inotify_fd = -1;
 static pthread_t thread;
 static int running;
+static volatile int stopping;
+static double load_deadline;
 
 static double now_ms(void)
 {
@@ -39,68 +50,118 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Operations a reload adds or drops, against those registered at mount. */
+/*
+ * Runs now and then in the Lua code that a reload loads: gives up a chunk
+ * that loops, or that is still loading when the host unmounts.
+ */
+static void load_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	if (stopping)
+		luaL_error(L, "luafs is unmounting");
+	if (now_ms() > load_deadline)
+		luaL_error(L, "still loading after %d s", RELOAD_LOAD_S);
+}
+
+/* Operations the reload adds or drops, against the code serving now. */
 static void log_changed_ops(const struct luafs_state *s)
 {
 	int op, before, after;
 
 	for (op = 0; op < OP_COUNT; op++) {
-		before = luafs_host.present >> op & 1;
+		before = s->ops[op] != LUA_NOREF;
 		after = s->next_ops[op] != LUA_NOREF;
-		if (after && !before)
+		if (before == after || op == OP_init)
+			continue;
+		if (after && !(luafs_host.present >> op & 1))
 			luafs_log(LOG_WARNING, "reload: '%s' was not defined "
 				  "at mount, so libfuse does not call it; "
 				  "remount to add it", luafs_op_names[op]);
-		else if (before && !after && op != OP_init)
+		else if (!after)
 			luafs_log(LOG_WARNING, "reload: '%s' is gone; it "
 				  "answers ENOSYS now", luafs_op_names[op]);
 	}
 }
 
+static void reload_failed(char *err)
+{
+	luafs_log(LOG_ERR, "reload failed, the old code keeps serving: %s",
+		  err ? err : "out of memory");
+	free(err);
+}
+
 static void reload(void)
 {
-	struct luafs_state **held;
+	struct luafs_state *s;
 	double start = now_ms(), swap;
 	char *err = NULL;
-	int i, n = luafs_host.nstates, ok = 1;
+	int i, n = luafs_host.nstates, res = 0;
 
-	if (luafs_state_check(&err) != 0) {
-		luafs_log(LOG_ERR, "reload failed, the old code keeps serving: "
-			  "%s", err ? err : "out of memory");
-		free(err);
-		return;
-	}
-	held = calloc((size_t)n, sizeof(*held));
-	if (held == NULL) {
-		luafs_log(LOG_ERR, "reload failed: out of memory");
+	load_deadline = start + RELOAD_LOAD_S * 1e3;
+	if (luafs_state_check(load_hook, &err) != 0) {
+		reload_failed(err);
 		return;
 	}
 	swap = now_ms();
-	for (i = 0; i < n; i++)
-		held[i] = luafs_state_acquire(i, 0);
-	for (i = 0; i < n && ok; i++)
-		ok = luafs_state_prepare(held[i], &err) == 0;
-	if (ok) {
-		log_changed_ops(held[0]);
-		for (i = 0; i < n; i++)
-			luafs_state_swap(held[i]);
-		__atomic_add_fetch(&luafs_host.generation, 1, __ATOMIC_RELAXED);
-	} else {
-		for (i = 0; i < n; i++)
-			luafs_state_discard(held[i]);
+	for (i = 0; i < n && res == 0; i++) {
+		s = luafs_state_acquire(i, 0);
+		res = luafs_state_prepare(s, load_hook, &err);
+		if (res == 0 && i == 0)
+			log_changed_ops(s);
+		luafs_state_release(s);
 	}
-	for (i = 0; i < n; i++)
-		luafs_state_release(held[i]);
-	free(held);
-	if (!ok) {
-		luafs_log(LOG_ERR, "reload failed, the old code keeps serving: "
-			  "%s", err ? err : "out of memory");
-		free(err);
+	if (res != 0) {
+		while (--i > 0) {
+			s = luafs_state_acquire(i - 1, 0);
+			luafs_state_discard(s);
+			luafs_state_release(s);
+		}
+		luafs_pool_publish(0);
+		reload_failed(err);
 		return;
 	}
+	luafs_pool_publish(1);
 	luafs_log(LOG_NOTICE, "reloaded %s: generation %d, checked in %.1f ms, "
 		  "swapped in %.1f ms", luafs_host.script,
 		  luafs_host.generation, swap - start, now_ms() - swap);
+}
+
+/*
+ * The .lua files written to and not yet closed: a reload waits for them,
+ * so that it reads what the writer meant, not half of it.
+ */
+static char writers[RELOAD_WRITERS][NAME_MAX + 1];
+
+static void writer_mark(const char *name, int open)
+{
+	int i, empty = -1;
+
+	for (i = 0; i < RELOAD_WRITERS; i++) {
+		if (strcmp(writers[i], name) == 0) {
+			if (!open)
+				writers[i][0] = '\0';
+			return;
+		}
+		if (writers[i][0] == '\0' && empty < 0)
+			empty = i;
+	}
+	if (open && empty >= 0)
+		strcpy(writers[empty], name);
+}
+
+static int writers_open(void)
+{
+	int i;
+
+	for (i = 0; i < RELOAD_WRITERS; i++)
+		if (writers[i][0] != '\0')
+			return 1;
+	return 0;
+}
+
+static void writers_forget(void)
+{
+	memset(writers, 0, sizeof(writers));
 }
 
 /* Whether the inotify events waiting name a Lua file. */
@@ -117,8 +178,14 @@ static int lua_file_changed(void)
 		for (p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
 			nl = ev->len ? strlen(ev->name) : 0;
-			if (nl > 4 && strcmp(ev->name + nl - 4, ".lua") == 0)
-				changed = 1;
+			if (nl <= 4 || nl > NAME_MAX ||
+			    strcmp(ev->name + nl - 4, ".lua") != 0)
+				continue;
+			changed = 1;
+			if (ev->mask & IN_MODIFY)
+				writer_mark(ev->name, 1);
+			if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+				writer_mark(ev->name, 0);
 		}
 	return changed;
 }
@@ -129,6 +196,7 @@ static void *watcher(void *arg)
 		{ .fd = wake_fds[0], .events = POLLIN },
 		{ .fd = inotify_fd, .events = POLLIN },
 	};
+	double first = 0;
 	int pending = 0, n;
 	char c;
 
@@ -139,7 +207,11 @@ static void *watcher(void *arg)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0 && pending) {
+			if (writers_open() &&
+			    now_ms() - first < RELOAD_WRITER_MS)
+				continue;
 			pending = 0;
+			writers_forget();
 			reload();
 			continue;
 		}
@@ -152,8 +224,10 @@ static void *watcher(void *arg)
 			}
 		}
 		if (inotify_fd >= 0 && (fds[1].revents & POLLIN) &&
-		    lua_file_changed())
+		    lua_file_changed() && !pending) {
 			pending = 1;
+			first = now_ms();
+		}
 	}
 }
 
@@ -203,6 +277,7 @@ void luafs_reload_stop(void)
 {
 	if (!running)
 		return;
+	stopping = 1;
 	if (write(wake_fds[1], "q", 1) != 1)
 		pthread_cancel(thread);
 	pthread_join(thread, NULL);

@@ -11,8 +11,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -60,6 +62,40 @@ static int op_index(const char *name)
 	return -1;
 }
 
+/*
+ * Registry keys: the set of modules that require found in the script's
+ * directory (name -> true), and while a reload runs, what it took out of
+ * package.loaded, to put back if the new code fails.
+ */
+static const char script_modules_key = 'm';
+static const char dropped_modules_key = 'd';
+
+/*
+ * Wraps package.searchers[2], the Lua file searcher, to note the modules
+ * it finds in the script's directory (upvalue 2, with a trailing slash):
+ * a reload must load those again, and only those.
+ */
+static int script_searcher(lua_State *L)
+{
+	size_t plen;
+	const char *dir = lua_tolstring(L, lua_upvalueindex(2), &plen);
+	const char *file;
+
+	lua_settop(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_pushvalue(L, 1);
+	lua_call(L, 1, 2);
+	file = lua_tostring(L, -1);
+	if (lua_isfunction(L, -2) && file && strncmp(file, dir, plen) == 0) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &script_modules_key);
+		lua_pushvalue(L, 1);
+		lua_pushboolean(L, 1);
+		lua_rawset(L, -3);
+		lua_pop(L, 1);
+	}
+	return 2;
+}
+
 /* Lets the script require modules that sit beside it. */
 static void add_script_dir(lua_State *L, const char *script)
 {
@@ -71,11 +107,85 @@ static void add_script_dir(lua_State *L, const char *script)
 	dir = dirname(copy);
 	lua_getglobal(L, "package");
 	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", dir, dir);
-	free(copy);
 	lua_getfield(L, -2, "path");
 	lua_concat(L, 2);
 	lua_setfield(L, -2, "path");
+	lua_newtable(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &script_modules_key);
+	lua_getfield(L, -1, "searchers");
+	lua_rawgeti(L, -1, 2);
+	lua_pushfstring(L, "%s/", dir);
+	free(copy);
+	lua_pushcclosure(L, script_searcher, 2);
+	lua_rawseti(L, -2, 2);
+	lua_pop(L, 2);
+}
+
+/*
+ * Before a reload runs the new chunk: takes the modules loaded from the
+ * script's directory out of package.loaded, so that its require loads
+ * their current files, and keeps them aside.
+ */
+static void drop_script_modules(lua_State *L)
+{
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "loaded");
+	lua_newtable(L);				/* what is dropped */
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &script_modules_key);
+	lua_pushnil(L);
+	while (lua_next(L, -2) != 0) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, -1);
+		lua_pushvalue(L, -1);
+		lua_rawget(L, -6);			/* package.loaded[name] */
+		lua_rawset(L, -5);
+		lua_pushvalue(L, -1);
+		lua_pushnil(L);
+		lua_rawset(L, -6);
+	}
 	lua_pop(L, 1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &dropped_modules_key);
+	lua_newtable(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &script_modules_key);
+	lua_pop(L, 2);
+}
+
+/*
+ * After a failed reload: forgets what the failed chunk loaded from the
+ * script's directory and puts the old modules back, so that the old code
+ * keeps finding its own modules.
+ */
+static int restore_script_modules(lua_State *L)
+{
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dropped_modules_key) !=
+	    LUA_TTABLE)
+		return 0;
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "loaded");
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &script_modules_key);
+	lua_pushnil(L);
+	while (lua_next(L, -2) != 0) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, -1);
+		lua_pushnil(L);
+		lua_rawset(L, -5);
+	}
+	lua_pop(L, 1);
+	lua_pushvalue(L, 1);				/* what was dropped */
+	lua_newtable(L);				/* the old set of names */
+	lua_pushnil(L);
+	while (lua_next(L, -3) != 0) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -6);
+		lua_pushvalue(L, -1);
+		lua_pushboolean(L, 1);
+		lua_rawset(L, -4);
+	}
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &script_modules_key);
+	lua_pushnil(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &dropped_modules_key);
+	return 0;
 }
 
 /* Checks the table the script returned and resolves its functions. */
@@ -126,6 +236,113 @@ static int l_states(lua_State *L)
 }
 
 /*
+ * luafs.generation() -> which load of the script the calling code is: 1 at
+ * mount, one more per reload that took over.  Each state keeps its own
+ * number (in the registry, since the state's struct moves at start-up),
+ * so a request that started before a reload and still runs the old code
+ * sees the old number.
+ */
+static const char generation_key = 'g';
+
+static void set_generation(lua_State *L, int generation)
+{
+	lua_pushinteger(L, generation);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &generation_key);
+}
+
+static int l_generation(lua_State *L)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &generation_key);
+	return 1;
+}
+
+/*
+ * The script's text, read once for the pool at mount and once per reload,
+ * so that every state (and the scratch state that checks a reload) runs
+ * the same bytes, even while an editor is still writing the file.
+ */
+static struct {
+	char *text;
+	size_t len;
+} source;
+
+static void source_free(void)
+{
+	free(source.text);
+	source.text = NULL;
+	source.len = 0;
+}
+
+static int source_read(char **err)
+{
+	size_t cap = 8192;
+	ssize_t n;
+	int fd, e;
+
+	source_free();
+	fd = open(luafs_host.script, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	source.text = malloc(cap);
+	while (source.text != NULL) {
+		if (source.len == cap) {
+			char *bigger = realloc(source.text, cap *= 2);
+
+			if (bigger == NULL)
+				break;
+			source.text = bigger;
+		}
+		n = read(fd, source.text + source.len, cap - source.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = errno;
+			close(fd);
+			if (n == 0)
+				return 0;
+			errno = e;
+			goto fail;
+		}
+		source.len += (size_t)n;
+	}
+	close(fd);
+	errno = ENOMEM;
+fail:
+	e = errno;
+	source_free();
+	if (asprintf(err, "cannot read %s: %s", luafs_host.script,
+		     strerror(e)) < 0)
+		*err = NULL;
+	return -1;
+}
+
+/*
+ * Loads the script's text as luaL_loadfilex loads a file: a UTF-8 byte
+ * order mark and a first line starting with '#' are skipped, the newline
+ * kept so that line numbers stay right.
+ */
+static int load_source(lua_State *L)
+{
+	const char *text = source.text;
+	size_t len = source.len;
+	int res;
+
+	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+		text += 3;
+		len -= 3;
+	}
+	if (len > 0 && text[0] == '#')
+		while (len > 0 && *text != '\n') {
+			text++;
+			len--;
+		}
+	lua_pushfstring(L, "@%s", luafs_host.script);
+	res = luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "bt");
+	lua_remove(L, -2);
+	return res;
+}
+
+/*
  * Runs the script's chunk and resolves the table it returns into ops,
  * running its self-check if it has one; leaves the table on the stack.
  */
@@ -135,7 +352,7 @@ static void run_script(lua_State *L, struct luafs_state *s, int *ops)
 
 	for (i = 0; i < OP_COUNT; i++)
 		ops[i] = LUA_NOREF;
-	if (luaL_loadfilex(L, luafs_host.script, "bt") != LUA_OK)
+	if (load_source(L) != LUA_OK)
 		lua_error(L);
 	luaL_checkstack(L, luafs_host.script_argc, "too many script arguments");
 	for (i = 0; i < luafs_host.script_argc; i++)
@@ -172,6 +389,9 @@ static int load_script(lua_State *L)
 	lua_pushinteger(L, s->index + 1);
 	lua_pushcclosure(L, l_states, 1);
 	lua_setfield(L, -2, "states");
+	set_generation(L, s->generation);
+	lua_pushcfunction(L, l_generation);
+	lua_setfield(L, -2, "generation");
 	lua_newtable(L);
 	lua_setfield(L, -2, "stash");
 	lua_pop(L, 1);
@@ -187,13 +407,17 @@ static int load_script(lua_State *L)
 
 /*
  * Reload, in a live state: the new code runs beside the old, whose
- * references stay until luafs_state_swap.  The script's reload(old) hook
- * sees the old table.
+ * references stay until the reload is published and the state's next
+ * checkout switches.  The modules the old code loaded from the script's
+ * directory are loaded again.  The script's reload(old) hook sees the
+ * old table.
  */
 static int reload_script(lua_State *L)
 {
 	struct luafs_state *s = lua_touserdata(L, 1);
 
+	set_generation(L, s->next_generation);
+	drop_script_modules(L);
 	run_script(L, s, s->next_ops);
 	if (lua_getfield(L, -1, "reload") != LUA_TNIL) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, s->table);
@@ -217,30 +441,59 @@ static void unref_all(lua_State *L, int *ops, int *table)
 	*table = LUA_NOREF;
 }
 
-/* Loads the new code beside the old; on failure *err says why. */
-int luafs_state_prepare(struct luafs_state *s, char **err)
+static char *error_text(lua_State *L)
 {
-	const char *msg;
-	int top = lua_gettop(s->L);
+	const char *msg = lua_tostring(L, -1);
 
-	lua_pushcfunction(s->L, reload_script);
-	lua_pushlightuserdata(s->L, s);
-	if (lua_pcall(s->L, 1, 0, 0) == LUA_OK)
+	return strdup(msg ? msg : "error object is not a string");
+}
+
+/*
+ * Loads the reloaded code (luafs_state_check read it) beside the old, in
+ * a state the caller checked out; on failure *err says why.
+ */
+int luafs_state_prepare(struct luafs_state *s, lua_Hook hook, char **err)
+{
+	lua_State *L = s->L;
+	int top = lua_gettop(L), res;
+
+	s->next_generation = luafs_host.generation + 1;
+	lua_sethook(L, hook, LUA_MASKCOUNT, 10000);
+	lua_pushcfunction(L, reload_script);
+	lua_pushlightuserdata(L, s);
+	res = lua_pcall(L, 1, 0, 0);
+	lua_sethook(L, NULL, 0, 0);
+	/* The key exists: setting it cannot raise a memory error. */
+	set_generation(L, s->generation);
+	if (res == LUA_OK)
 		return 0;
-	msg = lua_tostring(s->L, -1);
-	*err = strdup(msg ? msg : "error object is not a string");
-	lua_settop(s->L, top);
+	*err = error_text(L);
+	lua_settop(L, top);
 	luafs_state_discard(s);
 	return -1;
 }
 
+/* Drops prepared code that will not serve, and puts the old modules back. */
 void luafs_state_discard(struct luafs_state *s)
 {
+	int top = lua_gettop(s->L);
+
+	lua_pushcfunction(s->L, restore_script_modules);
+	if (lua_pcall(s->L, 0, 0, 0) != LUA_OK)
+		luafs_log(LOG_WARNING, "reload: cannot restore the modules "
+			  "of state %d: %s", s->index + 1,
+			  lua_tostring(s->L, -1));
+	lua_settop(s->L, top);
 	unref_all(s->L, s->next_ops, &s->next_table);
+	s->next_generation = 0;
 }
 
-/* Makes the prepared code the state's code. */
-void luafs_state_swap(struct luafs_state *s)
+/*
+ * Makes the published code the state's code.  Its owner does it at
+ * checkout, so a request in flight finishes on the code it started with.
+ * Clearing references never allocates, so this is safe unprotected.
+ */
+static void switch_code(struct luafs_state *s)
 {
 	int i;
 
@@ -251,6 +504,26 @@ void luafs_state_swap(struct luafs_state *s)
 	}
 	s->table = s->next_table;
 	s->next_table = LUA_NOREF;
+	s->generation = s->next_generation;
+	s->next_generation = 0;
+	set_generation(s->L, s->generation);
+	lua_pushnil(s->L);
+	lua_rawsetp(s->L, LUA_REGISTRYINDEX, &dropped_modules_key);
+}
+
+/*
+ * Ends a reload.  When every state has prepared the new code (ok): from
+ * now on each checkout switches its state first, so every request that
+ * starts sees the new code, in all states at once.
+ */
+void luafs_pool_publish(int ok)
+{
+	if (ok) {
+		pthread_mutex_lock(&luafs_host.pool_lock);
+		luafs_host.generation++;
+		pthread_mutex_unlock(&luafs_host.pool_lock);
+	}
+	source_free();
 }
 
 /*
@@ -298,12 +571,14 @@ static void state_close(struct luafs_state *s)
 }
 
 /* Makes *s a state that has run the script; on failure *err says why. */
-static int state_load(struct luafs_state *s, int index, char **err)
+static int state_load(struct luafs_state *s, int index, int generation,
+		      lua_Hook hook, char **err)
 {
-	const char *msg;
 	int i;
 
 	s->index = index;
+	s->generation = generation;
+	s->next_generation = 0;
 	for (i = 0; i < OP_COUNT; i++)
 		s->ops[i] = s->next_ops[i] = LUA_NOREF;
 	s->table = s->next_table = LUA_NOREF;
@@ -316,30 +591,39 @@ static int state_load(struct luafs_state *s, int index, char **err)
 		return -1;
 	}
 	lua_atpanic(s->L, state_panic);
+	if (hook != NULL)
+		lua_sethook(s->L, hook, LUA_MASKCOUNT, 10000);
 	lua_pushcfunction(s->L, load_script);
 	lua_pushlightuserdata(s->L, s);
 	if (lua_pcall(s->L, 1, 0, 0) == LUA_OK) {
 		/* The cap applies to requests, not to loading the script. */
 		s->mem->limit = luafs_host.lua_memory;
+		lua_sethook(s->L, NULL, 0, 0);
 		return 0;
 	}
-	msg = lua_tostring(s->L, -1);
-	*err = strdup(msg ? msg : "error object is not a string");
+	*err = error_text(s->L);
 	state_close(s);
 	return -1;
 }
 
-/* A state of its own that runs the script once, to check it. */
-int luafs_state_check(char **err)
+/*
+ * Reads the script again and runs it in a state of its own, to check it
+ * before a reload touches the pool.  Lua code in it calls hook now and
+ * then, so that a chunk stuck in a loop can be given up.
+ */
+int luafs_state_check(lua_Hook hook, char **err)
 {
 	struct luafs_state s;
-	int res;
 
+	if (source_read(err) != 0)
+		return -1;
 	memset(&s, 0, sizeof(s));
-	res = state_load(&s, -1, err);
-	if (res == 0)
-		state_close(&s);
-	return res;
+	if (state_load(&s, -1, luafs_host.generation + 1, hook, err) != 0) {
+		source_free();
+		return -1;
+	}
+	state_close(&s);
+	return 0;
 }
 
 /*
@@ -358,7 +642,8 @@ int luafs_pool_open(int n)
 	pthread_mutex_init(&luafs_host.pool_lock, NULL);
 	pthread_cond_init(&luafs_host.pool_free, NULL);
 	luafs_host.nstates = n > 0 ? n : 1;
-	if (state_load(first, 0, &err) != 0)
+	if (source_read(&err) != 0 ||
+	    state_load(first, 0, luafs_host.generation, NULL, &err) != 0)
 		goto fail;
 	if (n == 0 && first->wanted_states > 0)
 		n = first->wanted_states;
@@ -374,12 +659,14 @@ int luafs_pool_open(int n)
 	first = NULL;
 	luafs_host.nstates = n;
 	for (i = 1; i < n; i++) {
-		if (state_load(&luafs_host.states[i], i, &err) != 0) {
+		if (state_load(&luafs_host.states[i], i,
+			       luafs_host.generation, NULL, &err) != 0) {
 			luafs_host.nstates = i;
 			luafs_pool_close();
 			goto fail;
 		}
 	}
+	source_free();
 	for (op = 0; op < OP_COUNT; op++)
 		if (luafs_host.states[0].ops[op] != LUA_NOREF)
 			luafs_host.present |= UINT64_C(1) << op;
@@ -387,6 +674,7 @@ int luafs_pool_open(int n)
 oom:
 	err = NULL;
 fail:
+	source_free();
 	luafs_log(LOG_ERR, "%s", err ? err : "out of memory");
 	free(err);
 	free(first);
@@ -437,17 +725,28 @@ static struct luafs_state *least_loaded_free(void)
 	return s;
 }
 
+/* The calling thread's id, asked of the kernel once per thread. */
+pid_t luafs_tid(void)
+{
+	static __thread pid_t tid;
+
+	if (tid == 0)
+		tid = gettid();
+	return tid;
+}
+
 /*
  * Checks out a state: index -1 takes any free one, and a handle's calls
  * wait for their own state.  A request made by a callback of this process
  * to its own mount (caller is that callback's thread) must not wait for a
  * state that only that callback can give back: it takes another free state
- * or gets NULL (EDEADLK) at once instead of hanging the mount.
+ * or gets NULL (EDEADLK) at once instead of hanging the mount.  A state
+ * that a published reload prepared switches to the new code first.
  */
 struct luafs_state *luafs_state_acquire(int index, pid_t caller)
 {
 	struct luafs_state *s = NULL, *all = luafs_host.states;
-	int reentrant;
+	int reentrant, fresh = 0;
 
 	pthread_mutex_lock(&luafs_host.pool_lock);
 	reentrant = state_of_thread(caller) != NULL;
@@ -465,16 +764,20 @@ struct luafs_state *luafs_state_acquire(int index, pid_t caller)
 	if (s != NULL) {
 		assert(s->owner == 0);
 		s->busy = 1;
-		s->owner = gettid();
+		s->owner = luafs_tid();
+		fresh = s->next_generation != 0 &&
+			s->next_generation <= luafs_host.generation;
 	}
 	pthread_mutex_unlock(&luafs_host.pool_lock);
+	if (fresh)
+		switch_code(s);
 	return s;
 }
 
 void luafs_state_release(struct luafs_state *s)
 {
 	pthread_mutex_lock(&luafs_host.pool_lock);
-	assert(s->owner == gettid());
+	assert(s->busy && s->owner == luafs_tid());
 	s->owner = 0;
 	s->busy = 0;
 	pthread_cond_broadcast(&luafs_host.pool_free);
