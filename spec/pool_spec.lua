@@ -1,0 +1,315 @@
+-- spec/pool_spec.lua: a pool of Lua states (-o states=N), through real
+-- mounts of spec/fixtures/pool_fs.lua, with the threads of a small C client
+-- (spec/fixtures/pool_client.c, compiled into a temporary directory).
+local H = require "spec.helpers"
+
+local testing, luafs = H.testing, H.luafs
+local q = H.quote
+
+local bin, client
+
+local function compile()
+  bin = H.temp_dir()
+  client = bin .. "/pool_client"
+  local code, out = H.shell("cc -O2 -Wall -Wextra -Werror -pthread -o " .. q(client) .. " "
+    .. q(H.fixture("pool_client.c")))
+  assert(code == 0, "cannot compile pool_client.c: " .. out)
+end
+
+local function command(args)
+  local words = { q(client) }
+  for _, w in ipairs(args) do words[#words + 1] = q(w) end
+  return table.concat(words, " ")
+end
+
+-- Runs the client to the end; returns its output lines.
+local function run(...)
+  local code, out = H.shell(command { ... })
+  assert(code == 0, "pool_client failed (" .. code .. "): " .. out)
+  return H.lines(out)
+end
+
+-- Starts the client in the background; :finish() returns its lines.
+local function start(...)
+  local p = assert(io.popen("exec " .. command { ... } .. " 2>&1", "r"))
+  return {
+    finish = function()
+      local out = p:read("a")
+      p:close()
+      return H.lines(out)
+    end,
+  }
+end
+
+-- "reader I MS RESULT" lines and "total MS" -> results by reader, total ms
+local function readers(lines)
+  local results, total = {}, nil
+  for _, line in ipairs(lines) do
+    local i, ms, result = line:match("^reader (%d+) (%d+) (.*)$")
+    if i then results[tonumber(i)] = { ms = tonumber(ms), result = result } end
+    total = total or tonumber(line:match("^total (%d+)$"))
+  end
+  return results, total
+end
+
+local function stats(m)
+  local s = assert(H.read(m:path("stats")))
+  local t = {}
+  for k, v in s:gmatch("(%a+)=(%d+)") do t[k] = tonumber(v) end
+  return t
+end
+
+local function rss_kib(pid)
+  local s = assert(H.read("/proc/" .. pid .. "/status"))
+  return tonumber(s:match("VmRSS:%s*(%d+)")), tonumber(s:match("Threads:%s*(%d+)"))
+end
+
+-- Mounts pool_fs.lua with these host options; notes is where destroy
+-- writes.  Returns the mount; the caller unmounts.
+local function mount(notes, options, want)
+  return testing.mount(H.fixture("pool_fs.lua"), {
+    options = options,
+    args = function(m) return { m.mountpoint, notes, want } end,
+  })
+end
+
+describe("a pool of states", function()
+  local notes, m
+
+  setup(compile)
+  teardown(function() if bin then H.remove(bin) end end)
+  before_each(function() notes = H.shm_dir() end)
+  after_each(function()
+    if m then
+      local clean, problem = m:unmount { strict = false }
+      if not clean then io.stderr:write(problem, "\n") end
+      m = nil
+    end
+    H.remove(notes)
+  end)
+
+  local function slow(n)
+    local paths = {}
+    for i = 1, n do paths[i] = m:path("slow" .. ((i - 1) % 8 + 1)) end
+    return paths
+  end
+
+  it("serves four blocking reads in parallel with four states, one at a time with one", function()
+    m = mount(notes, { "-o", "states=4" })
+    local r4, t4 = readers(run("readers", table.unpack(slow(4))))
+    local seen = {}
+    for i = 1, 4 do
+      local state = r4[i].result:match("^state=(%d) private=%d$")
+      assert(state, "reader " .. i .. ": " .. r4[i].result)
+      seen[state] = true
+    end
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.are.equal(4, distinct)
+    m:unmount()
+
+    m = mount(notes, { "-o", "states=1" })
+    local r1, t1 = readers(run("readers", table.unpack(slow(4))))
+    for i = 1, 4 do assert.are.equal("state=1 private=1", r1[i].result) end
+    print(("# 4 readers of 200 ms: %d ms with 4 states, %d ms with 1"):format(t4, t1))
+    -- One state cannot overlap the sleeps: 800 ms at least.
+    assert.is_true(t1 >= 790, "one state took " .. t1 .. " ms")
+    assert.is_true(t4 >= 195, "four states took " .. t4 .. " ms")
+    assert.is_true(t4 < t1 * 0.6, ("4 states: %d ms, 1 state: %d ms"):format(t4, t1))
+  end)
+
+  it("keeps a handle's Lua table across 1000 reads from 8 threads", function()
+    m = mount(notes, { "-o", "states=4" })
+    local lines = run("shared-fd", m:path("affine"), "8", "1000")
+    assert.are.equal("errors 0", lines[#lines])
+    local counts, state, id = {}, nil, nil
+    for i = 1, #lines - 1 do
+      local s, n, h = lines[i]:match("^state=(%d) n=(%d+) id=(%d+)$")
+      assert(s, "read " .. i .. ": " .. lines[i])
+      state, id = state or s, id or h
+      assert.are.equal(state, s)
+      assert.are.equal(id, h)
+      n = tonumber(n)
+      assert.is_nil(counts[n], "count " .. n .. " twice")
+      counts[n] = true
+    end
+    for n = 1, 1000 do assert(counts[n], "count " .. n .. " missing") end
+    -- release ran in the same state, with the same table
+    assert.are.equal(id .. " 1000\n", H.read(m:path("released")))
+    assert.are.equal(0, stats(m).overlaps)
+  end)
+
+  it("spreads files opened together over the states, each served by its own", function()
+    m = mount(notes, { "-o", "states=4" })
+    local fds, seen = {}, {}
+    local ok, err = pcall(function()
+      for i = 1, 4 do fds[i] = H.check(H.sys.open(m:path("affine"), luafs.O_RDONLY)) end
+      for round = 1, 3 do
+        for i = 1, 4 do
+          local line = H.check(H.sys.pread(fds[i], 100, 0))
+          local s, n = line:match("^state=(%d) n=(%d+)")
+          assert(s, line)
+          assert.are.equal(round, tonumber(n))
+          if round == 1 then seen[s] = i else assert.are.equal(i, seen[s]) end
+        end
+      end
+    end)
+    for i = 1, #fds do H.sys.close(fds[i]) end
+    assert(ok, err)
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.are.equal(4, distinct)
+  end)
+
+  it("queues requests when every state is busy, without deadlock", function()
+    m = mount(notes, { "-o", "states=2" })
+    local r, total = readers(run("readers", table.unpack(slow(12))))
+    for i = 1, 12 do
+      assert.truthy(r[i].result:match("^state=%d private=%d$"), "reader " .. i .. ": " .. r[i].result)
+    end
+    -- 12 reads of 200 ms on 2 states: 1.2 s at least
+    assert.is_true(total >= 1190, "took " .. total .. " ms")
+    assert.is_true(total < 20000, "took " .. total .. " ms")
+    assert.are.equal(0, stats(m).overlaps)
+  end)
+
+  it("answers a callback that stats its own mountpoint: another state, or EDEADLK at once", function()
+    m = mount(notes, { "-o", "states=1" })
+    local st = assert(H.lfs.attributes(m:path("self")))
+    assert.are.equal(luafs.EDEADLK, st.size)
+    assert.truthy(H.log_line(m, "EDEADLK"))
+    m:unmount()
+
+    m = mount(notes, { "-o", "states=2" })
+    st = assert(H.lfs.attributes(m:path("self")))
+    assert.are.equal(0, st.size)
+
+    -- with both states busy, the request waits for one, then its inner
+    -- stat finds the other free or gets EDEADLK; nothing hangs
+    local bg = start("readers", table.unpack(slow(4)))
+    H.sleep(0.05)
+    st = assert(H.lfs.attributes(m:path("self")))
+    assert.truthy(st.size == 0 or st.size == luafs.EDEADLK, "size " .. st.size)
+    local r = readers(bg.finish())
+    for i = 1, 4 do assert.truthy(r[i].result:match("^state="), r[i].result) end
+  end)
+
+  it("unmounts on SIGTERM with requests in flight, and they end", function()
+    m = mount(notes, { "-o", "states=2" })
+    local bg = start("readers", table.unpack(slow(6)))
+    H.sleep(0.1)
+    assert.is_true(m:kill("TERM"))
+    assert.are.equal(0, m:wait(10))
+    local r = readers(bg.finish())
+    for i = 1, 6 do
+      -- a read served before the exit, or one that the exit cut off
+      assert.truthy(r[i].result:match("^state=%d") or r[i].result:match("^errno=%d+$"), r[i].result)
+    end
+  end)
+
+  it("finishes the requests in flight at a lazy unmount, then exits", function()
+    m = mount(notes, { "-o", "states=2" })
+    local bg = start("readers", table.unpack(slow(4)))
+    H.sleep(0.1)
+    local code, out = H.shell("fusermount3 -u -z " .. q(m.mountpoint))
+    assert(code == 0, out)
+    local r = readers(bg.finish())
+    for i = 1, 4 do assert.truthy(r[i].result:match("^state=%d private=%d$"), r[i].result) end
+    assert.are.equal(0, m:wait(10))
+  end)
+
+  it("keeps the number of states and the memory flat while libfuse churns threads", function()
+    m = mount(notes, { "-o", "states=4,max_idle_threads=1" })
+    run("stat", m:path("whoami"), "8", "5000", tostring(m.pid))
+    local before = stats(m)
+    local rss0 = rss_kib(m.pid)
+    local lines = run("stat", m:path("whoami"), "8", "100000", tostring(m.pid))
+    local n, errors, distinct, most = lines[1]:match(
+      "^stats (%d+) errors (%d+) distinct%-threads (%d+) most%-threads (%d+)$")
+    assert(n, lines[1])
+    local rss1, threads = rss_kib(m.pid)
+    local after = stats(m)
+    print(("# 100000 stats, max_idle_threads=1: %s host threads seen, at most %s at once, %d now;"
+      .. " RSS %d KiB before, %d KiB after"):format(distinct, most, threads, rss0, rss1))
+    assert.are.equal("0", errors)
+    assert.is_true(after.getattr - before.getattr >= 100000)
+    -- libfuse retired and created threads; states stayed four
+    assert.is_true(tonumber(distinct) > tonumber(most), lines[1])
+    assert.are.equal(4, after.states)
+    assert.are.equal(4, after.inits)
+    assert.are.equal(0, after.overlaps)
+    assert.is_true(rss1 < rss0 * 1.25 + 4096, ("RSS %d KiB -> %d KiB"):format(rss0, rss1))
+  end)
+
+  it("keeps the other states serving when a callback raises in one", function()
+    m = mount(notes, { "-o", "states=4" })
+    local r = readers(run("readers", m:path("boom"), m:path("slow1"), m:path("slow2"), m:path("slow3")))
+    assert.are.equal("errno=" .. luafs.EIO, r[1].result)
+    for i = 2, 4 do assert.truthy(r[i].result:match("^state=%d private=%d$"), r[i].result) end
+    assert.truthy(H.log_line(m, "boom in state"))
+    -- every state still serves, the one that raised included
+    local seen = {}
+    for _ = 1, 3 do
+      local rr = readers(run("readers", table.unpack(slow(4))))
+      for i = 1, 4 do seen[rr[i].result:match("^state=(%d)")] = true end
+    end
+    for s = 1, 4 do assert(seen[tostring(s)], "state " .. s .. " did not serve") end
+  end)
+
+  it("runs init in every state, each with its own private value, and destroy in every state", function()
+    m = mount(notes, { "-o", "states=4" })
+    assert.are.equal(4, stats(m).inits)
+    local seen = {}
+    for _ = 1, 3 do
+      local r = readers(run("readers", m:path("whoami"), m:path("whoami"), m:path("whoami"), m:path("whoami")))
+      for i = 1, 4 do
+        local s, p = r[i].result:match("^state=(%d) private=(%d)$")
+        assert(s, r[i].result)
+        assert.are.equal(s, p)
+        seen[s] = true
+      end
+    end
+    assert.truthy(seen["1"] and seen["2"])
+    m:unmount()
+    m = nil
+    for s = 1, 4 do
+      assert.are.equal(("state=%d private=init of state %d\n"):format(s, s),
+        H.read(notes .. "/destroy-" .. s))
+    end
+  end)
+
+  it("lets every state call luafs.invalidate_path", function()
+    m = mount(notes, { "-o", "states=4" })
+    local seen = {}
+    for _ = 1, 3 do
+      local r = readers(run("readers", m:path("inval"), m:path("inval"), m:path("slow1"), m:path("slow2")))
+      for i = 1, 2 do
+        local s = r[i].result:match("^state=(%d) invalidated=true$")
+        assert(s, r[i].result)
+        seen[s] = true
+      end
+    end
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.is_true(distinct >= 2)
+    assert.is_nil(m:log():match("invalidate"))
+  end)
+
+  it("takes the number of states from the script, and the command line over it", function()
+    m = mount(notes, {}, "3")
+    assert.are.equal(3, stats(m).states)
+    assert.are.equal(3, stats(m).inits)
+    m:unmount()
+    m = mount(notes, { "-o", "states=2" }, "3")
+    assert.are.equal(2, stats(m).states)
+    assert.are.equal(2, stats(m).inits)
+  end)
+
+  it("refuses a bad number of states", function()
+    for _, bad in ipairs { "0", "1025", "two", "" } do
+      local code, out = testing.run({ H.fixture("pool_fs.lua"), notes, "-f", "-o", "states=" .. bad })
+      assert.are.equal(1, code)
+      assert.truthy(out:find("states=" .. bad .. ": expected a number of Lua states from 1 to 1024", 1, true), out)
+    end
+  end)
+end)
