@@ -83,8 +83,22 @@ static void log_changed_ops(const struct luafs_state *s)
 	}
 }
 
+/* Logs why, on one line: require's messages span several. */
 static void reload_failed(char *err)
 {
+	char *p, *q;
+
+	for (p = q = err; p && *p; p++) {
+		if (*p == '\n') {
+			*q++ = ' ';
+			while (p[1] == '\t' || p[1] == ' ')
+				p++;
+		} else {
+			*q++ = *p;
+		}
+	}
+	if (q)
+		*q = '\0';
 	luafs_log(LOG_ERR, "reload failed, the old code keeps serving: %s",
 		  err ? err : "out of memory");
 	free(err);

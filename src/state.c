@@ -29,11 +29,15 @@ const char *const luafs_op_names[OP_COUNT] = {
  * Keys of the returned table that are not operations: "states" asks for a
  * pool size, "check" is a self-test run before the code serves, and
  * "reload(old)" receives the previous table when the code is reloaded.
+ * Keys that start with '_' are the script's own data, for reload(old).
  */
 static int config_key(lua_State *L, struct luafs_state *s, const char *name)
 {
 	lua_Integer n;
 	int isint;
+
+	if (name[0] == '_')
+		return 1;
 
 	if (strcmp(name, "check") == 0 || strcmp(name, "reload") == 0) {
 		if (!lua_isfunction(L, -1))
