@@ -238,7 +238,13 @@ describe("a pool of states", function()
     assert.are.equal(4, after.states)
     assert.are.equal(4, after.inits)
     assert.are.equal(0, after.overlaps)
-    assert.is_true(rss1 < rss0 * 1.25 + 4096, ("RSS %d KiB -> %d KiB"):format(rss0, rss1))
+    -- AddressSanitizer keeps a little bookkeeping for every thread ever
+    -- started (under 1 KiB each here); the host itself stays flat.
+    local slack = 4096
+    if (H.read("/proc/" .. m.pid .. "/maps") or ""):find("libasan", 1, true) then
+      slack = slack + 2 * tonumber(distinct)
+    end
+    assert.is_true(rss1 < rss0 * 1.25 + slack, ("RSS %d KiB -> %d KiB"):format(rss0, rss1))
   end)
 
   it("keeps the other states serving when a callback raises in one", function()

@@ -282,7 +282,7 @@ describe("hot reload", function()
       mount()
       for i = 1, 5 do
         H.write(script, version("burst" .. i))
-        H.sleep(0.03)
+        H.sleep(0.01)
       end
       one_reload_of("burst5")
     end)
