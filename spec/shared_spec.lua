@@ -98,11 +98,11 @@ describe("luafs.shared", function()
   it("refuses tables, functions and other values with a clear error", function()
     for _, v in ipairs { "{}", "print", "coroutine.create(print)", "io.stdout" } do
       local r = eval(fs, "luafs.shared.set('bad', " .. v .. ")")
-      assert.truthy(r[1]:match("^error:.*bad argument #2 to 'set' %(string, number or boolean expected, got [%w*]+%)"),
-        r[1])
+      assert.truthy(r[1]:match("^error:.*bad argument #2 to 'set' "
+        .. "%(string, number, boolean or luafs.PollHandle expected, got [%w*]+%)"), r[1])
     end
     local r = eval(fs, "return luafs.shared.cas('bad', nil, {})")
-    assert.truthy(r[1]:match("^error:.*string, number or boolean expected, got table"), r[1])
+    assert.truthy(r[1]:match("^error:.*string, number, boolean or luafs.PollHandle expected, got table"), r[1])
     r = eval(fs, "return luafs.shared.get({})")
     assert.truthy(r[1]:match("^error:.*bad argument #1 to 'get' %(string expected, got table%)"), r[1])
     assert.same({ "nil" }, eval(fs, "return luafs.shared.get('bad')"))

@@ -153,6 +153,11 @@ struct fuse_bufvec *luafs_bufvec_take(lua_State *L, int idx, size_t max);
 /* pollhandle.c: luafs.PollHandle, owned by Lua once poll receives it. */
 void luafs_pollhandle_open(lua_State *L);
 void luafs_pollhandle_push(lua_State *L, struct fuse_pollhandle *ph);
+struct luafs_poll;	/* the handle, which luafs.shared may pass on */
+struct luafs_poll *luafs_poll_check(lua_State *L, int idx);
+void luafs_poll_push(lua_State *L, struct luafs_poll *p);
+void luafs_poll_hold(struct luafs_poll *p);
+void luafs_poll_unref(struct luafs_poll *p);
 
 /* invalidate.c: luafs.invalidate_path, queued to run outside requests. */
 void luafs_invalidate_open(lua_State *L, int module);

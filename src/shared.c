@@ -3,13 +3,15 @@
  * every Lua state of the pool sees, safe under concurrency, and that
  * outlives reloads because it lives in C.  One mutex guards a chained hash
  * table; values are copied in and out, so no Lua object crosses states.
+ * A luafs.PollHandle is the one exception: the store keeps a reference to
+ * the C object behind it, and get gives each state a userdata of its own.
  */
 #include "luafs.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum vtype { V_INT, V_FLOAT, V_BOOL, V_STRING };
+enum vtype { V_INT, V_FLOAT, V_BOOL, V_STRING, V_POLL };
 
 struct entry {
 	struct entry *next;
@@ -19,6 +21,7 @@ struct entry {
 		lua_Number f;
 		int b;
 		struct { char *p; size_t len; } s;
+		struct luafs_poll *poll;
 	} v;
 	size_t keylen;
 	char key[];
@@ -73,6 +76,8 @@ static void free_value(struct entry *e)
 {
 	if (e->type == V_STRING)
 		free(e->v.s.p);
+	else if (e->type == V_POLL)
+		luafs_poll_unref(e->v.poll);
 }
 
 /* A value from the Lua stack, checked before the lock is taken. */
@@ -82,6 +87,7 @@ struct value {
 	lua_Number f;
 	const char *s;
 	size_t len;
+	struct luafs_poll *poll;
 };
 
 static void check_value(lua_State *L, int idx, struct value *v)
@@ -105,7 +111,11 @@ static void check_value(lua_State *L, int idx, struct value *v)
 		v->s = lua_tolstring(L, idx, &v->len);
 		break;
 	default:
-		luaL_typeerror(L, idx, "string, number or boolean");
+		v->type = V_POLL;
+		v->poll = luafs_poll_check(L, idx);
+		if (v->poll == NULL)
+			luaL_typeerror(L, idx, "string, number, boolean or "
+				       "luafs.PollHandle");
 	}
 }
 
@@ -149,6 +159,7 @@ static int store(const char *k, size_t klen, const struct value *v)
 	case V_FLOAT: e->v.f = v->f; break;
 	case V_BOOL: e->v.b = (int)v->i; break;
 	case V_STRING: e->v.s.p = copy; e->v.s.len = v->len; break;
+	case V_POLL: e->v.poll = v->poll; luafs_poll_hold(v->poll); break;
 	}
 	return 0;
 }
@@ -165,9 +176,12 @@ static void remove_key(const char *k, size_t klen)
 	count--;
 }
 
-/* Pushes e's value; a string is copied to a buffer first (lock held). */
+/*
+ * Pushes e's value; a string is copied to a buffer first, and a poll
+ * handle gets a reference, to be pushed after the lock is let go.
+ */
 static void push_entry(lua_State *L, struct entry *e, char **spill,
-		       size_t *spill_len)
+		       size_t *spill_len, struct luafs_poll **poll)
 {
 	switch (e->type) {
 	case V_INT: lua_pushinteger(L, e->v.i); break;
@@ -178,6 +192,10 @@ static void push_entry(lua_State *L, struct entry *e, char **spill,
 		if (*spill)
 			memcpy(*spill, e->v.s.p, e->v.s.len);
 		*spill_len = e->v.s.len;
+		break;
+	case V_POLL:
+		luafs_poll_hold(e->v.poll);
+		*poll = e->v.poll;
 		break;
 	}
 }
@@ -192,6 +210,7 @@ static int l_get(lua_State *L)
 	size_t klen, slen = 0;
 	const char *k = luaL_checklstring(L, 1, &klen);
 	struct entry **slot, *e;
+	struct luafs_poll *poll = NULL;
 	char *spill = NULL;
 	int found = 0, isstring = 0;
 
@@ -202,10 +221,12 @@ static int l_get(lua_State *L)
 	if (slot && (e = *slot) != NULL) {
 		found = 1;
 		isstring = e->type == V_STRING;
-		push_entry(L, e, &spill, &slen);
+		push_entry(L, e, &spill, &slen, &poll);
 	}
 	pthread_mutex_unlock(&lock);
-	if (!found)
+	if (poll != NULL)
+		luafs_poll_push(L, poll);
+	else if (!found)
 		lua_pushnil(L);
 	else if (isstring) {
 		if (spill == NULL)
@@ -292,6 +313,7 @@ static int equal(const struct entry *e, const struct value *v)
 	case V_BOOL: return e->v.b == (int)v->i;
 	case V_STRING: return e->v.s.len == v->len &&
 			      memcmp(e->v.s.p, v->s, v->len) == 0;
+	case V_POLL: return e->v.poll == v->poll;
 	}
 	return 0;
 }
