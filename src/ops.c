@@ -866,6 +866,13 @@ static int op_ioctl(const char *path, unsigned int cmd, void *arg,
 		a.in = _IOC_SIZE(cmd);
 	if (_IOC_DIR(cmd) & _IOC_READ)
 		a.out = _IOC_SIZE(cmd);
+	/*
+	 * libfuse sends all a.out bytes back, and for a command that only
+	 * reads it has not initialised them: what the script leaves out is
+	 * zeros, not stale heap memory.
+	 */
+	if (a.out > 0 && !(_IOC_DIR(cmd) & _IOC_WRITE))
+		memset(data, 0, a.out);
 	return call_path(OP_ioctl, path, fi, push_ioctl, take_ioctl, &a);
 }
 
