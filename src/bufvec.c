@@ -7,8 +7,9 @@
  *
  * A BufVec either borrows libfuse's bufvec for one write_buf call (expired
  * afterwards, like FileInfo) or owns a bufvec the script made, freed by one
- * idempotent release shared by __gc and __close.  Copies work on a shallow
- * copy of the source, so reading a BufVec does not use it up.
+ * idempotent release shared by __gc and __close.  Copying from a BufVec
+ * the script made does not use it up; copying from write_buf's does (see
+ * cursor).
  */
 #include "luafs.h"
 
@@ -144,23 +145,44 @@ static int l_buffer(lua_State *L)
 	return 2;
 }
 
-/* A bufvec to copy with: a shallow copy of a BufVec, or an fd at a pos. */
+/*
+ * The bufvec a copy reads or fills.  fuse_buf_copy advances the bufvecs it
+ * is given.  A BufVec the script made is copied shallowly first, so that
+ * copying from it again gives the same bytes.  write_buf's is used in
+ * place: its data may be in a pipe, which a read drains whatever the
+ * bufvec says, so a second copy must find nothing left rather than block
+ * on the empty pipe; and libfuse resets the pipe when its bufvec says that
+ * some of it was not consumed.
+ */
+static struct fuse_bufvec *cursor(lua_State *L, struct bufvec *u)
+{
+	struct fuse_bufvec *bv;
+
+	if (!u->owned)
+		return u->bv;
+	bv = lua_newuserdatauv(L, bufvec_bytes(u->bv->count), 0);
+	memcpy(bv, u->bv, bufvec_bytes(u->bv->count));
+	return bv;
+}
+
+/*
+ * The other side of a copy: a BufVec, or an fd at a pos (nil: at the
+ * fd's file offset, as BufVec.fd).
+ */
 static struct fuse_bufvec *copy_side(lua_State *L, int idx,
 				     struct fuse_bufvec *fdv, size_t size)
 {
-	struct fuse_bufvec *src, *bv;
-
 	if (lua_isinteger(L, idx)) {
 		*fdv = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
 		fdv->buf[0].fd = (int)lua_tointeger(L, idx);
-		fdv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		fdv->buf[0].pos = (off_t)luaL_checkinteger(L, idx + 1);
+		fdv->buf[0].flags = FUSE_BUF_IS_FD;
+		if (!lua_isnoneornil(L, idx + 1)) {
+			fdv->buf[0].flags |= FUSE_BUF_FD_SEEK;
+			fdv->buf[0].pos = (off_t)luaL_checkinteger(L, idx + 1);
+		}
 		return fdv;
 	}
-	src = check_bufvec(L, idx)->bv;
-	bv = lua_newuserdatauv(L, bufvec_bytes(src->count), 0);
-	memcpy(bv, src, bufvec_bytes(src->count));
-	return bv;
+	return cursor(L, check_bufvec(L, idx));
 }
 
 static int copy_result(lua_State *L, ssize_t n)
@@ -173,44 +195,50 @@ static int copy_result(lua_State *L, ssize_t n)
 	return 1;
 }
 
+/* The flags of copy_to and copy_from, read before anything is pushed. */
+static enum fuse_buf_copy_flags copy_flags(lua_State *L)
+{
+	int idx = lua_isinteger(L, 2) ? 4 : 3;
+
+	return (enum fuse_buf_copy_flags)luaL_optinteger(L, idx, 0);
+}
+
 /* bv:copy_to(dst | fd, pos [, flags]) -> bytes copied */
 static int l_copy_to(lua_State *L)
 {
-	struct fuse_bufvec *src = check_bufvec(L, 1)->bv, fdv, *dst, *s;
-	int flagidx = lua_isinteger(L, 2) ? 4 : 3;
-	size_t size = fuse_buf_size(src);
+	struct bufvec *u = check_bufvec(L, 1);
+	enum fuse_buf_copy_flags flags = copy_flags(L);
+	struct fuse_bufvec fdv, *dst, *src;
 
-	dst = copy_side(L, 2, &fdv, size);
-	s = lua_newuserdatauv(L, bufvec_bytes(src->count), 0);
-	memcpy(s, src, bufvec_bytes(src->count));
-	return copy_result(L, fuse_buf_copy(dst, s,
-		(enum fuse_buf_copy_flags)luaL_optinteger(L, flagidx, 0)));
+	dst = copy_side(L, 2, &fdv, fuse_buf_size(u->bv));
+	src = cursor(L, u);
+	return copy_result(L, fuse_buf_copy(dst, src, flags));
 }
 
 /* bv:copy_from(src | fd, pos [, flags]) -> bytes copied */
 static int l_copy_from(lua_State *L)
 {
-	struct fuse_bufvec *dst = check_bufvec(L, 1)->bv, fdv, *src;
-	int flagidx = lua_isinteger(L, 2) ? 4 : 3;
+	struct bufvec *u = check_bufvec(L, 1);
+	enum fuse_buf_copy_flags flags = copy_flags(L);
+	struct fuse_bufvec fdv, *dst, *src;
 
-	src = copy_side(L, 2, &fdv, fuse_buf_size(dst));
-	return copy_result(L, fuse_buf_copy(dst, src,
-		(enum fuse_buf_copy_flags)luaL_optinteger(L, flagidx, 0)));
+	src = copy_side(L, 2, &fdv, fuse_buf_size(u->bv));
+	dst = cursor(L, u);
+	return copy_result(L, fuse_buf_copy(dst, src, flags));
 }
 
 /* bv:tostring() -> the bytes, read from fds where the buffers are fds. */
 static int l_tostring(lua_State *L)
 {
-	struct fuse_bufvec *src = check_bufvec(L, 1)->bv, *s;
-	size_t size = fuse_buf_size(src);
-	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+	struct bufvec *u = check_bufvec(L, 1);
+	size_t size = fuse_buf_size(u->bv);
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size), *src;
 	luaL_Buffer b;
 	ssize_t n;
 
-	s = lua_newuserdatauv(L, bufvec_bytes(src->count), 0);
-	memcpy(s, src, bufvec_bytes(src->count));
+	src = cursor(L, u);
 	dst.buf[0].mem = luaL_buffinitsize(L, &b, size);
-	n = fuse_buf_copy(&dst, s, 0);
+	n = fuse_buf_copy(&dst, src, 0);
 	if (n < 0) {
 		errno = (int)-n;
 		return luaL_fileresult(L, 0, "luafs.BufVec");
@@ -314,6 +342,9 @@ struct fuse_bufvec *luafs_bufvec_take(lua_State *L, int idx, size_t max)
 		memcpy(out->buf[0].mem, s, len);
 		return out;
 	}
+	if (luaL_testudata(L, idx, BUFVEC_MT) == NULL)
+		luaL_error(L, "read_buf must return a string or a luafs.BufVec, "
+			   "got %s", luaL_typename(L, idx));
 	src = check_bufvec(L, idx)->bv;
 	out = malloc(bufvec_bytes(src->count));
 	if (out == NULL) {
