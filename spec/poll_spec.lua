@@ -167,3 +167,107 @@ describe("poll.lua", function()
     assert.is_nil(fs:log():match("[Ee]rror"), fs:log())
   end)
 end)
+
+describe("luafs.PollHandle", function()
+  local fs = testing.mounted(H.fixture("ops_pollhandle.lua"), { once = true })
+  local bin, client
+
+  setup(function()
+    bin = H.temp_dir()
+    client = bin .. "/poll_client"
+    local code, out = H.shell("cc -O2 -Wall -Wextra -Werror -o " .. q(client) .. " "
+      .. q(H.fixture("poll_client.c")))
+    assert(code == 0, "cannot compile poll_client.c: " .. out)
+  end)
+  teardown(function() if bin then H.remove(bin) end end)
+
+  -- Runs code in the host (see spec/fixtures/ops_eval.lua); returns its
+  -- results, raising if it raised.
+  local function run(code)
+    local f = assert(io.open(fs:path("eval"), "r+b"))
+    assert(f:write(code))
+    assert(f:flush())
+    assert(f:seek("set", 0))
+    local out = f:read("a")
+    f:close()
+    local r = assert(load(out, "=eval result", "t", {}))()
+    assert(r[1], "the code raised: " .. tostring(r[2]))
+    return table.unpack(r, 2, r.n)
+  end
+
+  local function start(...)
+    local words = { q(client), "-n" }
+    for _, w in ipairs { ... } do words[#words + 1] = q(w) end
+    return assert(io.popen("exec " .. table.concat(words, " ") .. " 2>&1", "r"))
+  end
+
+  before_each(function()
+    run("S.mode, S.ready, S.after, S.name = 'keep', false, nil, nil; "
+      .. "for _, ph in ipairs(S.kept) do ph:destroy() end; S.kept = {}")
+  end)
+
+  it("wakes the poller when a later callback notifies the kept handle", function()
+    local p = start(fs:path("p"), "300", "5000")
+    assert.are.equal("timeout", (parse(p:read("l"))))
+    H.sleep(0.3) -- the second poll waits now, with a new handle
+    local kept = run("return #S.kept")
+    assert.is_true(kept >= 2, "handles kept: " .. kept)
+    assert.is_true(run("S.ready = true; return S.kept[#S.kept]:notify()"))
+    local what, ev, ms = parse(p:read("l"))
+    p:close()
+    assert.are.equal("ready", what)
+    assert.are.equal(POLLIN, ev)
+    assert.is_true(ms < 4000, "returned after " .. ms .. " ms: no wake-up, only the timeout")
+  end)
+
+  for _, mode in ipairs { "destroy", "close", "gc" } do
+    it("is released by " .. (mode == "destroy" and ":destroy()" or "__" .. mode)
+        .. ", once, and raises when used after", function()
+      run("S.mode = " .. string.format("%q", mode))
+      local p = start(fs:path("p"), "200")
+      local what = parse(p:read("l"))
+      p:close()
+      assert.are.equal("timeout", what)
+      local after, name, handles = run("return S.after, S.name, S.handles")
+      assert.is_true(handles > 0)
+      assert.is_false(after[1])
+      assert.matches("released luafs.PollHandle", after[2])
+      assert.are.equal("luafs.PollHandle (released)", name)
+      -- what the collector does later to the released handles changes nothing
+      run("collectgarbage() collectgarbage()")
+      assert.is_true(fs:is_mounted())
+    end)
+  end
+
+  it("is released by the collector when the script drops it", function()
+    run("S.mode = 'drop'")
+    local p = start(fs:path("p"), "200", "200")
+    assert.are.equal("timeout", (parse(p:read("l"))))
+    assert.are.equal("timeout", (parse(p:read("l"))))
+    p:close()
+    run("collectgarbage() collectgarbage()")
+    -- and polling goes on working
+    run("S.mode = 'keep'; S.ready = true")
+    p = start(fs:path("p"), "2000")
+    local what, ev = parse(p:read("l"))
+    p:close()
+    assert.same({ "ready", POLLIN }, { what, ev })
+  end)
+
+  it("raises on notify after :destroy(), and may be notified after its poller left", function()
+    local p = start(fs:path("p"), "200")
+    assert.are.equal("timeout", (parse(p:read("l"))))
+    p:close()
+    -- the poller is gone: the kernel forgets the handle, notify still answers
+    local r = { run("local ph = S.kept[1]; return ph:notify()") }
+    assert.is_true(r[1] == true or (r[1] == nil and type(r[3]) == "number"), tostring(r[2]))
+    local ok, err = run([[
+      local ph = S.kept[1]
+      ph:destroy()
+      return pcall(ph.notify, ph)
+    ]])
+    assert.is_false(ok)
+    assert.matches("released luafs.PollHandle", err)
+    assert.is_nil(fs:log():match("[Ee]rror"), fs:log())
+  end)
+end)
