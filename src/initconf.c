@@ -7,10 +7,12 @@
  */
 #include "luafs.h"
 
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
-enum kind { K_UINT, K_INT, K_BOOL, K_DOUBLE };
+enum kind { K_UINT, K_INT, K_BOOL, K_DOUBLE, K_STRING };
 
 struct field {
 	const char *name;
@@ -39,6 +41,10 @@ static const struct field config_fields[] = {
 	CFG(kernel_cache, K_BOOL), CFG(auto_cache, K_BOOL),
 	CFG(no_rofd_flush, K_BOOL), CFG(ac_attr_timeout_set, K_BOOL),
 	CFG(ac_attr_timeout, K_DOUBLE), CFG(nullpath_ok, K_BOOL),
+	CFG(debug, K_BOOL),
+	/* Consumed while libfuse parsed the options, before init. */
+	{ "show_help", offsetof(struct fuse_config, show_help), K_BOOL, 0 },
+	{ "modules", offsetof(struct fuse_config, modules), K_STRING, 0 },
 	{ NULL, 0, 0, 0 }
 };
 
@@ -84,8 +90,27 @@ static int view_index(lua_State *L)
 	case K_DOUBLE:
 		lua_pushnumber(L, *(double *)p);
 		break;
+	case K_STRING:
+		lua_pushstring(L, *(const char **)p);
+		break;
 	}
 	return 1;
+}
+
+/*
+ * libfuse aborts the session (EPROTO) when want has a bit the kernel is
+ * not capable of; refuse that here, where the script sees why.
+ */
+static void check_want(lua_State *L, struct view *v, unsigned want)
+{
+	unsigned capable = ((struct fuse_conn_info *)v->base)->capable;
+	char bits[32];
+
+	if (want & ~capable) {
+		snprintf(bits, sizeof(bits), "0x%x", want & ~capable);
+		luaL_error(L, "%s field 'want': %s is not in capable", v->type,
+			   bits);
+	}
 }
 
 static int view_newindex(lua_State *L)
@@ -93,22 +118,33 @@ static int view_newindex(lua_State *L)
 	struct view *v;
 	const struct field *f = check_field(L, &v);
 	char *p = v->base + f->offset;
+	lua_Integer n;
 
 	if (!f->writable)
 		return luaL_error(L, "%s field '%s' is read-only", v->type,
 				  f->name);
 	switch (f->kind) {
 	case K_UINT:
-		*(unsigned *)p = (unsigned)luaL_checkinteger(L, 3);
+		n = luaL_checkinteger(L, 3);
+		luaL_argcheck(L, n >= 0 && n <= UINT_MAX, 3, "out of range");
+		if (v->fields == conn_fields &&
+		    f->offset == offsetof(struct fuse_conn_info, want))
+			check_want(L, v, (unsigned)n);
+		*(unsigned *)p = (unsigned)n;
 		break;
 	case K_INT:
-		*(int *)p = (int)luaL_checkinteger(L, 3);
+		n = luaL_checkinteger(L, 3);
+		luaL_argcheck(L, n >= INT_MIN && n <= INT_MAX, 3,
+			      "out of range");
+		*(int *)p = (int)n;
 		break;
 	case K_BOOL:
 		*(int *)p = lua_toboolean(L, 3);
 		break;
 	case K_DOUBLE:
 		*(double *)p = luaL_checknumber(L, 3);
+		break;
+	case K_STRING:
 		break;
 	}
 	return 0;
