@@ -1,0 +1,608 @@
+-- spec/sys_spec.lua: luafs.sys, called directly from lua5.4 through the
+-- plain module (build/luafs.so), against fresh directories on tmpfs:
+-- results checked against what the system reports by other means (lfs,
+-- stat(1), coreutils), failures in the shape nil, message, errno, bad
+-- arguments raising; and a mount whose getattr is only
+-- `return sys.lstat(root .. path)`, to show that a stat table is a
+-- complete getattr answer.
+local H = require "spec.helpers"
+
+local testing, luafs, sys, lfs = H.testing, H.luafs, H.sys, H.lfs
+local q, octal = H.quote, H.octal
+
+local O_RDONLY, O_WRONLY, O_RDWR = luafs.O_RDONLY, luafs.O_WRONLY, luafs.O_RDWR
+local O_CREAT, O_EXCL, O_TRUNC, O_DIRECTORY = luafs.O_CREAT, luafs.O_EXCL, luafs.O_TRUNC, luafs.O_DIRECTORY
+local AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = luafs.AT_FDCWD, luafs.AT_SYMLINK_NOFOLLOW, luafs.AT_REMOVEDIR
+local SEEK_SET, SEEK_CUR, SEEK_END = luafs.SEEK_SET, luafs.SEEK_CUR, luafs.SEEK_END
+
+local STAT_KEYS = { "dev", "ino", "mode", "nlink", "uid", "gid", "rdev", "size", "blksize", "blocks",
+  "atime", "mtime", "ctime", "atime_nsec", "mtime_nsec", "ctime_nsec" }
+
+local function sh(cmd)
+  local code, out = H.shell(cmd)
+  assert(code == 0, cmd .. ": " .. out)
+  return (out:gsub("\n$", ""))
+end
+
+-- Asserts that the call failed with errno `name`, in the shape
+-- nil, "CALL...: message", errno; returns the message.
+local function fails(name, call, f, ...)
+  local r = table.pack(f(...))
+  assert.are.equal(3, r.n, call .. ": " .. r.n .. " results")
+  assert.is_nil(r[1], call .. " succeeded")
+  assert.are.equal("string", type(r[2]))
+  assert.are.equal(call, r[2]:match("^([%w_]+):"), r[2])
+  assert.are.equal(H.errname(assert(luafs[name], name)), H.errname(r[3]), r[2])
+  assert.truthy(r[2]:find(sys.strerror(r[3]), 1, true), r[2])
+  return r[2]
+end
+
+-- Asserts that the call raised an argument error.
+local function raises(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "no error")
+  assert.matches("bad argument", tostring(err), 1, true)
+end
+
+describe("luafs.sys", function()
+  local d
+
+  before_each(function() d = H.shm_dir() end)
+  after_each(function() H.remove(d) end)
+
+  describe("file status", function()
+    it("returns stat tables with exactly getattr's fields, as the system sees them", function()
+      H.write(d .. "/f", "12345")
+      local st = assert(sys.lstat(d .. "/f"))
+      local keys = {}
+      for k in pairs(st) do keys[#keys + 1] = k end
+      table.sort(keys)
+      local want = { table.unpack(STAT_KEYS) }
+      table.sort(want)
+      assert.same(want, keys)
+      for _, k in ipairs(STAT_KEYS) do assert.are.equal("integer", math.type(st[k]), k) end
+      local a = lfs.symlinkattributes(d .. "/f")
+      assert.same({ a.dev, a.ino, a.nlink, a.uid, a.gid, a.size, a.blksize, a.blocks },
+        { st.dev, st.ino, st.nlink, st.uid, st.gid, st.size, st.blksize, st.blocks })
+      assert.are.equal(luafs.S_IFREG, st.mode & luafs.S_IFMT)
+      -- nanoseconds, as stat(1) shows them
+      local times = sh("stat -c '%X %x %Y %y' " .. q(d .. "/f"))
+      local ns = times:match("^%d+ %S+ %d+:%d+:%d+%.(%d+)")
+      assert.are.equal(tonumber(times:match("^(%d+)")), st.atime)
+      assert.are.equal(tonumber(ns), st.atime_nsec)
+      assert.are.equal(tonumber(sh("stat -c %Y " .. q(d .. "/f"))), st.mtime)
+    end)
+
+    it("has stat, lstat, fstat and fstatat agree, and tell links from targets", function()
+      H.write(d .. "/f", "x")
+      assert(sys.symlink("f", d .. "/s"))
+      local fd = assert(sys.open(d .. "/f", O_RDONLY))
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      local f = sys.lstat(d .. "/f")
+      assert.same(f, sys.stat(d .. "/s"))
+      assert.same(f, sys.fstat(fd))
+      assert.same(f, sys.fstatat(dfd, "f"))
+      assert.same(f, sys.fstatat(dfd, "s"))
+      assert.same(sys.lstat(d .. "/s"), sys.fstatat(dfd, "s", AT_SYMLINK_NOFOLLOW))
+      assert.same(sys.lstat(d .. "/f"), sys.fstatat(AT_FDCWD, d .. "/f"))
+      assert.are.equal(luafs.S_IFLNK, sys.lstat(d .. "/s").mode & luafs.S_IFMT)
+      assert.are.equal(1, sys.lstat(d .. "/s").size)
+      assert.same(sys.fstat(dfd), sys.fstatat(dfd, "", luafs.AT_EMPTY_PATH))
+      fails("ENOENT", "lstat", sys.lstat, d .. "/nope")
+      fails("ENOENT", "stat", sys.stat, d .. "/nope")
+      fails("ENOTDIR", "lstat", sys.lstat, d .. "/f/x")
+      fails("EBADF", "fstat", sys.fstat, 9999)
+      fails("ENOENT", "fstatat", sys.fstatat, dfd, "nope")
+      fails("ENOTDIR", "fstatat", sys.fstatat, fd, "x")
+      sys.close(fd)
+      sys.close(dfd)
+      assert.truthy(fails("ENOENT", "lstat", sys.lstat, d .. "/nope"):find(d .. "/nope", 1, true))
+    end)
+
+    it("reports filesystem statistics like df", function()
+      local v = assert(sys.statvfs(d))
+      for _, k in ipairs { "bsize", "frsize", "blocks", "bfree", "bavail", "files", "ffree",
+                           "favail", "fsid", "flag", "namemax" } do
+        assert.are.equal("integer", math.type(v[k]), k)
+      end
+      local fd = assert(sys.open(d, O_RDONLY))
+      local fv = assert(sys.fstatvfs(fd))
+      sys.close(fd)
+      assert.same({ v.bsize, v.blocks, v.namemax }, { fv.bsize, fv.blocks, fv.namemax })
+      assert.are.equal(tonumber(sh("stat -f -c %S " .. q(d))), v.bsize)
+      assert.are.equal(tonumber(sh("stat -f -c %b " .. q(d))), v.blocks)
+      assert.are.equal(255, v.namemax)
+      fails("ENOENT", "statvfs", sys.statvfs, d .. "/nope")
+      fails("EBADF", "fstatvfs", sys.fstatvfs, -1)
+    end)
+  end)
+
+  describe("reading and writing", function()
+    it("opens, writes, reads and seeks, keeping every byte", function()
+      local data = "a\0b\0\255" .. H.bytes(200000, 2)
+      local fd = assert(sys.open(d .. "/f", O_RDWR | O_CREAT | O_EXCL, octal "600"))
+      assert.are.equal("integer", math.type(fd))
+      assert.are.equal(#data, sys.write(fd, data))
+      assert.are.equal(#data, sys.lseek(fd, 0, SEEK_CUR))
+      assert.are.equal(0, sys.lseek(fd, 0, SEEK_SET))
+      assert.are.equal(data:sub(1, 1000), sys.read(fd, 1000))
+      assert.are.equal(data:sub(1001), sys.read(fd, #data))
+      assert.are.equal("", sys.read(fd, 10)) -- end of file
+      assert.are.equal(5, sys.pwrite(fd, "XXXXX", 2))
+      assert.are.equal("a\0XXXXX", sys.pread(fd, 7, 0))
+      assert.are.equal("", sys.pread(fd, 10, #data + 100))
+      assert.are.equal(#data, sys.lseek(fd, 0, SEEK_END))
+      assert(sys.close(fd))
+      fails("EBADF", "close", sys.close, fd)
+      H.assert_same_bytes(data:sub(1, 2) .. "XXXXX" .. data:sub(8), H.read(d .. "/f"), "the file")
+      assert.are.equal(octal "100600", sys.lstat(d .. "/f").mode)
+
+      fails("EEXIST", "open", sys.open, d .. "/f", O_RDWR | O_CREAT | O_EXCL)
+      fails("ENOENT", "open", sys.open, d .. "/nope", O_RDONLY)
+      fails("EISDIR", "open", sys.open, d, O_WRONLY)
+      fails("EBADF", "read", sys.read, 9999, 1)
+      fails("EBADF", "pread", sys.pread, 9999, 1, 0)
+      fails("EBADF", "write", sys.write, 9999, "x")
+      fails("EBADF", "pwrite", sys.pwrite, 9999, "x", 0)
+      local ro = assert(sys.open(d .. "/f", O_RDONLY))
+      fails("EBADF", "write", sys.write, ro, "x")
+      fails("EINVAL", "pread", sys.pread, ro, 1, -1)
+      fails("EINVAL", "lseek", sys.lseek, ro, -1, SEEK_SET)
+      sys.close(ro)
+    end)
+
+    it("opens relative to a directory descriptor with openat", function()
+      assert(sys.mkdir(d .. "/sub"))
+      local dfd = assert(sys.open(d .. "/sub", O_RDONLY | O_DIRECTORY))
+      local fd = assert(sys.openat(dfd, "f", O_WRONLY | O_CREAT | O_TRUNC, octal "640"))
+      assert.are.equal(3, sys.write(fd, "abc"))
+      sys.close(fd)
+      assert.are.equal("abc", H.read(d .. "/sub/f"))
+      assert.are.equal(octal "100640" & ~sys.umask(sys.umask(0)), sys.lstat(d .. "/sub/f").mode)
+      fails("ENOENT", "openat", sys.openat, dfd, "nope", O_RDONLY)
+      fails("ENOTDIR", "openat", sys.openat, dfd, "f/x", O_RDONLY)
+      sys.close(dfd)
+      fd = assert(sys.openat(AT_FDCWD, d .. "/sub/f", O_RDONLY))
+      assert.are.equal("abc", sys.read(fd, 10))
+      sys.close(fd)
+    end)
+
+    it("truncates, allocates, copies ranges and finds holes", function()
+      local fd = assert(sys.open(d .. "/f", O_RDWR | O_CREAT, octal "644"))
+      assert(sys.ftruncate(fd, 3 * 4096))
+      assert.are.equal(3 * 4096, sys.fstat(fd).size)
+      assert(sys.truncate(d .. "/f", 10))
+      assert.are.equal(10, sys.fstat(fd).size)
+      fails("ENOENT", "truncate", sys.truncate, d .. "/nope", 1)
+      fails("EINVAL", "ftruncate", sys.ftruncate, fd, -1)
+      -- fallocate: allocation, a hole, and what tmpfs refuses
+      assert(sys.fallocate(fd, 0, 0, 8 * 4096))
+      assert.are.equal(8 * 4096, sys.fstat(fd).size)
+      assert(sys.fallocate(fd, luafs.FALLOC_FL_KEEP_SIZE, 8 * 4096, 4096))
+      assert.are.equal(8 * 4096, sys.fstat(fd).size)
+      assert(sys.fallocate(fd, luafs.FALLOC_FL_PUNCH_HOLE | luafs.FALLOC_FL_KEEP_SIZE, 0, 4096))
+      fails("EOPNOTSUPP", "fallocate", sys.fallocate, fd, luafs.FALLOC_FL_ZERO_RANGE, 0, 4096)
+      fails("EINVAL", "fallocate", sys.fallocate, fd, 0, 0, 0)
+      fails("ENOSPC", "fallocate", sys.fallocate, fd, 0, 0, 1 << 50)
+      fails("EBADF", "fallocate", sys.fallocate, 9999, 0, 0, 1)
+      -- SEEK_DATA, SEEK_HOLE
+      assert.are.equal(10, sys.pwrite(fd, "0123456789", 4 * 4096))
+      assert(sys.fallocate(fd, luafs.FALLOC_FL_PUNCH_HOLE | luafs.FALLOC_FL_KEEP_SIZE, 0, 4 * 4096))
+      assert.are.equal(4 * 4096, sys.lseek(fd, 0, luafs.SEEK_DATA))
+      assert.are.equal(0, sys.lseek(fd, 0, luafs.SEEK_HOLE))
+      fails("ENXIO", "lseek", sys.lseek, fd, 100 * 4096, luafs.SEEK_DATA)
+      -- copy_file_range: explicit offsets, and the file offsets (nil)
+      local out = assert(sys.open(d .. "/g", O_RDWR | O_CREAT, octal "644"))
+      assert.are.equal(4, sys.copy_file_range(fd, 4 * 4096 + 2, out, 1, 4))
+      assert.are.equal("\0" .. "2345", sys.pread(out, 10, 0))
+      assert(sys.lseek(fd, 4 * 4096 + 6, SEEK_SET))
+      assert(sys.lseek(out, 5, SEEK_SET))
+      assert.are.equal(4, sys.copy_file_range(fd, nil, out, nil, 4))
+      assert.are.equal("\0" .. "23456789", sys.pread(out, 20, 0))
+      assert.are.equal(4 * 4096 + 10, sys.lseek(fd, 0, SEEK_CUR))
+      assert.are.equal(0, sys.copy_file_range(fd, 8 * 4096, out, 0, 10)) -- at the end
+      local ro = assert(sys.open(d .. "/g", O_RDONLY))
+      fails("EBADF", "copy_file_range", sys.copy_file_range, fd, 0, ro, 0, 1)
+      sys.close(ro)
+      -- fsync, fdatasync
+      assert.is_true(sys.fsync(fd))
+      assert.is_true(sys.fdatasync(fd))
+      fails("EBADF", "fsync", sys.fsync, 9999)
+      fails("EBADF", "fdatasync", sys.fdatasync, 9999)
+      sys.close(fd)
+      sys.close(out)
+    end)
+  end)
+
+  describe("names and links", function()
+    it("makes and reads symlinks, also relative to directory descriptors", function()
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      assert.is_true(sys.symlink("target/with\tspace", d .. "/s"))
+      assert.are.equal("target/with\tspace", sys.readlink(d .. "/s"))
+      assert.is_true(sys.symlinkat("t2", dfd, "s2"))
+      assert.are.equal("t2", sys.readlinkat(dfd, "s2"))
+      assert.are.equal(sh("readlink " .. q(d .. "/s2")), sys.readlink(d .. "/s2"))
+      local long = string.rep("x/", 2000)
+      assert(sys.symlink(long, d .. "/long"))
+      assert.are.equal(long, sys.readlink(d .. "/long"))
+      fails("EEXIST", "symlink", sys.symlink, "x", d .. "/s")
+      fails("EEXIST", "symlinkat", sys.symlinkat, "x", dfd, "s")
+      H.write(d .. "/f", "x")
+      fails("EINVAL", "readlink", sys.readlink, d .. "/f")
+      fails("ENOENT", "readlinkat", sys.readlinkat, dfd, "nope")
+      sys.close(dfd)
+    end)
+
+    it("makes hard links with link and linkat", function()
+      H.write(d .. "/f", "x")
+      assert(sys.symlink("f", d .. "/s"))
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      assert.is_true(sys.link(d .. "/f", d .. "/h"))
+      assert.is_true(sys.linkat(dfd, "f", dfd, "h2"))
+      assert.are.equal(3, sys.lstat(d .. "/f").nlink)
+      assert.are.equal(sys.lstat(d .. "/f").ino, sys.lstat(d .. "/h2").ino)
+      -- linkat links the symlink itself unless told to follow it
+      assert(sys.linkat(dfd, "s", dfd, "sl"))
+      assert.are.equal(luafs.S_IFLNK, sys.lstat(d .. "/sl").mode & luafs.S_IFMT)
+      assert(sys.linkat(dfd, "s", dfd, "sf", luafs.AT_SYMLINK_FOLLOW))
+      assert.are.equal(luafs.S_IFREG, sys.lstat(d .. "/sf").mode & luafs.S_IFMT)
+      local msg = fails("EEXIST", "link", sys.link, d .. "/f", d .. "/h")
+      assert.truthy(msg:find(d .. "/f -> " .. d .. "/h", 1, true), msg)
+      fails("EPERM", "link", sys.link, d, d .. "/dirlink")
+      fails("ENOENT", "linkat", sys.linkat, dfd, "nope", dfd, "x")
+      sys.close(dfd)
+    end)
+
+    it("makes and removes directories and names", function()
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      local old = sys.umask(0)
+      assert.is_true(sys.mkdir(d .. "/a", octal "750"))
+      assert.is_true(sys.mkdirat(dfd, "b", octal "700"))
+      assert.is_true(sys.mkdir(d .. "/c"))
+      sys.umask(old)
+      assert.are.equal(octal "40750", sys.lstat(d .. "/a").mode)
+      assert.are.equal(octal "40700", sys.lstat(d .. "/b").mode)
+      assert.are.equal(octal "40777", sys.lstat(d .. "/c").mode)
+      fails("EEXIST", "mkdir", sys.mkdir, d .. "/a")
+      fails("EEXIST", "mkdirat", sys.mkdirat, dfd, "b")
+      H.write(d .. "/a/f", "x")
+      fails("ENOTEMPTY", "rmdir", sys.rmdir, d .. "/a")
+      fails("EISDIR", "unlink", sys.unlink, d .. "/a")
+      fails("ENOTDIR", "rmdir", sys.rmdir, d .. "/a/f")
+      assert.is_true(sys.unlink(d .. "/a/f"))
+      fails("ENOENT", "unlink", sys.unlink, d .. "/a/f")
+      assert.is_true(sys.rmdir(d .. "/a"))
+      assert.is_true(sys.unlinkat(dfd, "b", AT_REMOVEDIR))
+      H.write(d .. "/g", "x")
+      assert.is_true(sys.unlinkat(dfd, "g"))
+      fails("ENOENT", "unlinkat", sys.unlinkat, dfd, "g", 0)
+      fails("EISDIR", "unlinkat", sys.unlinkat, dfd, "c", 0)
+      sys.close(dfd)
+      assert.same({ ".", "..", "c" }, H.listing(d))
+    end)
+
+    it("renames, with RENAME_NOREPLACE and RENAME_EXCHANGE, also with renameat2", function()
+      H.write(d .. "/a", "A")
+      H.write(d .. "/b", "B")
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      fails("EEXIST", "rename", sys.rename, d .. "/a", d .. "/b", luafs.RENAME_NOREPLACE)
+      assert.is_true(sys.rename(d .. "/a", d .. "/b", luafs.RENAME_EXCHANGE))
+      assert.same({ "B", "A" }, { H.read(d .. "/a"), H.read(d .. "/b") })
+      assert.is_true(sys.renameat2(dfd, "a", dfd, "c", luafs.RENAME_NOREPLACE))
+      assert.is_true(sys.renameat2(dfd, "c", dfd, "b"))
+      assert.are.equal("B", H.read(d .. "/b"))
+      assert.is_true(sys.rename(d .. "/b", d .. "/z"))
+      local msg = fails("ENOENT", "rename", sys.rename, d .. "/b", d .. "/y")
+      assert.truthy(msg:find(d .. "/b -> " .. d .. "/y", 1, true), msg)
+      fails("ENOENT", "renameat2", sys.renameat2, dfd, "z", dfd, "y", luafs.RENAME_EXCHANGE)
+      fails("EINVAL", "renameat2", sys.renameat2, dfd, "z", dfd, "y",
+        luafs.RENAME_EXCHANGE | luafs.RENAME_NOREPLACE)
+      sys.close(dfd)
+      assert.same({ ".", "..", "z" }, H.listing(d))
+    end)
+
+    it("makes fifos and nodes with mknod, mknodat and mkfifo", function()
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      assert.is_true(sys.mkfifo(d .. "/p", octal "600"))
+      assert.are.equal(luafs.S_IFIFO, sys.lstat(d .. "/p").mode & luafs.S_IFMT)
+      assert.is_true(sys.mknod(d .. "/p2", luafs.S_IFIFO | octal "600"))
+      assert.is_true(sys.mknodat(dfd, "r", luafs.S_IFREG | octal "600", 0))
+      assert.are.equal(luafs.S_IFREG, sys.lstat(d .. "/r").mode & luafs.S_IFMT)
+      if sys.geteuid() == 0 then
+        assert.is_true(sys.mknod(d .. "/null", luafs.S_IFCHR | octal "666", (1 << 8) | 3))
+        assert.are.equal((1 << 8) | 3, sys.lstat(d .. "/null").rdev)
+        assert.are.equal("1,3", sh("stat -c %Hr,%Lr " .. q(d .. "/null")))
+      end
+      fails("EEXIST", "mkfifo", sys.mkfifo, d .. "/p")
+      fails("EEXIST", "mknodat", sys.mknodat, dfd, "p", luafs.S_IFIFO | octal "600", 0)
+      fails("ENOENT", "mknod", sys.mknod, d .. "/no/p", luafs.S_IFIFO | octal "600")
+      sys.close(dfd)
+    end)
+  end)
+
+  describe("permissions, owners, times", function()
+    it("changes modes with chmod, fchmod and fchmodat", function()
+      H.write(d .. "/f", "x")
+      assert(sys.symlink("f", d .. "/s"))
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      assert.is_true(sys.chmod(d .. "/f", octal "4751"))
+      assert.are.equal(octal "104751", sys.lstat(d .. "/f").mode)
+      local fd = assert(sys.open(d .. "/f", O_RDONLY))
+      assert.is_true(sys.fchmod(fd, octal "600"))
+      assert.is_true(sys.fchmodat(dfd, "f", octal "640"))
+      assert.are.equal(octal "640", tonumber(sh("stat -c %a " .. q(d .. "/f")), 8))
+      fails("EOPNOTSUPP", "fchmodat", sys.fchmodat, dfd, "s", octal "600", AT_SYMLINK_NOFOLLOW)
+      fails("ENOENT", "chmod", sys.chmod, d .. "/nope", octal "600")
+      fails("EBADF", "fchmod", sys.fchmod, 9999, octal "600")
+      sys.close(fd)
+      sys.close(dfd)
+    end)
+
+    it("changes owners with chown, lchown, fchown and fchownat (-1 leaves one alone)", function()
+      if sys.geteuid() ~= 0 then
+        pending("needs root")
+        return
+      end
+      H.write(d .. "/f", "x")
+      assert(sys.symlink("f", d .. "/s"))
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      assert.is_true(sys.chown(d .. "/f", 1234, 5678))
+      assert.are.equal("1234:5678", sh("stat -c %u:%g " .. q(d .. "/f")))
+      assert.is_true(sys.chown(d .. "/f", -1, 42))
+      assert.are.equal("1234:42", sh("stat -c %u:%g " .. q(d .. "/f")))
+      assert.is_true(sys.lchown(d .. "/s", 7, 8))
+      assert.are.equal("7:8", sh("stat -c %u:%g " .. q(d .. "/s")))
+      assert.are.equal("1234:42", sh("stat -c %u:%g " .. q(d .. "/f")))
+      local fd = assert(sys.open(d .. "/f", O_RDONLY))
+      assert.is_true(sys.fchown(fd, 5, -1))
+      assert.is_true(sys.fchownat(dfd, "s", 9, 10, AT_SYMLINK_NOFOLLOW))
+      assert.are.equal("5:42 9:10", sh("stat -c %u:%g " .. q(d .. "/f")) .. " "
+        .. sh("stat -c %u:%g " .. q(d .. "/s")))
+      fails("ENOENT", "chown", sys.chown, d .. "/nope", 1, 1)
+      fails("ENOENT", "lchown", sys.lchown, d .. "/nope", 1, 1)
+      fails("EBADF", "fchown", sys.fchown, 9999, 1, 1)
+      fails("ENOENT", "fchownat", sys.fchownat, dfd, "nope", 1, 1)
+      sys.close(fd)
+      sys.close(dfd)
+    end)
+
+    it("sets times to the nanosecond with utimensat and futimens", function()
+      H.write(d .. "/f", "x")
+      assert(sys.symlink("f", d .. "/s"))
+      assert.is_true(sys.utimensat(AT_FDCWD, d .. "/f", 1000000000, 123456789, 2000000000, 987654321))
+      local st = sys.lstat(d .. "/f")
+      assert.same({ 1000000000, 123456789, 2000000000, 987654321 },
+        { st.atime, st.atime_nsec, st.mtime, st.mtime_nsec })
+      assert.are.equal("2000000000.987654321", sh("stat -c %.9Y " .. q(d .. "/f")))
+      assert(sys.utimensat(AT_FDCWD, d .. "/f", 0, luafs.UTIME_OMIT, 5, 6))
+      st = sys.lstat(d .. "/f")
+      assert.same({ 1000000000, 123456789, 5, 6 }, { st.atime, st.atime_nsec, st.mtime, st.mtime_nsec })
+      local before = os.time()
+      assert(sys.utimensat(AT_FDCWD, d .. "/f", 0, luafs.UTIME_NOW, 0, luafs.UTIME_OMIT))
+      st = sys.lstat(d .. "/f")
+      assert.is_true(st.atime >= before - 1 and st.atime <= os.time() + 1)
+      assert(sys.utimensat(AT_FDCWD, d .. "/s", 7, 8, 9, 10, AT_SYMLINK_NOFOLLOW))
+      assert.same({ 9, 10 }, { sys.lstat(d .. "/s").mtime, sys.lstat(d .. "/s").mtime_nsec })
+      assert.are.equal(5, sys.lstat(d .. "/f").mtime)
+      local fd = assert(sys.open(d .. "/f", O_WRONLY))
+      assert.is_true(sys.futimens(fd, 11, 12, -13, 14))
+      st = sys.fstat(fd)
+      assert.same({ 11, 12, -13, 14 }, { st.atime, st.atime_nsec, st.mtime, st.mtime_nsec })
+      fails("EINVAL", "futimens", sys.futimens, fd, 0, 1000000000, 0, 0)
+      sys.close(fd)
+      fails("ENOENT", "utimensat", sys.utimensat, AT_FDCWD, d .. "/nope", 0, 0, 0, 0)
+      fails("EBADF", "futimens", sys.futimens, 9999, 0, 0, 0, 0)
+    end)
+
+    it("checks access with access and faccessat", function()
+      H.write(d .. "/f", "x")
+      assert(sys.chmod(d .. "/f", octal "644"))
+      local dfd = assert(sys.open(d, O_RDONLY | O_DIRECTORY))
+      assert.is_true(sys.access(d .. "/f", luafs.R_OK | luafs.W_OK))
+      assert.is_true(sys.faccessat(dfd, "f", luafs.F_OK))
+      if sys.geteuid() ~= 0 then
+        fails("EACCES", "access", sys.access, d .. "/f", luafs.X_OK)
+      else
+        -- root may execute only what someone may execute
+        fails("EACCES", "faccessat", sys.faccessat, dfd, "f", luafs.X_OK)
+      end
+      fails("ENOENT", "access", sys.access, d .. "/nope", luafs.F_OK)
+      fails("ENOENT", "faccessat", sys.faccessat, dfd, "nope", luafs.F_OK)
+      sys.close(dfd)
+    end)
+
+    it("sets the umask and tells the process's ids", function()
+      local old = sys.umask(octal "027")
+      assert.are.equal(octal "027", sys.umask(old))
+      assert.are.equal(tonumber(sh("id -ru")), sys.getuid())
+      assert.are.equal(tonumber(sh("id -u")), sys.geteuid())
+      assert.are.equal(tonumber(sh("id -rg")), sys.getgid())
+      assert.are.equal(tonumber(sh("id -g")), sys.getegid())
+      local stat = assert(H.read("/proc/self/stat"))
+      assert.are.equal(tonumber(stat:match("^(%d+)")), sys.getpid())
+      assert.are.equal("No such file or directory", sys.strerror(luafs.ENOENT))
+      local t0 = require("system").monotime()
+      assert.is_true(sys.sleep(0.05))
+      assert.is_true(require("system").monotime() - t0 >= 0.04)
+    end)
+  end)
+
+  describe("directories", function()
+    it("streams a directory with opendir, fdopendir, tell and seek", function()
+      for i = 1, 300 do H.write(d .. "/f" .. i, "") end
+      assert(sys.mkdir(d .. "/sub"))
+      assert(sys.symlink("x", d .. "/link"))
+      local dir = assert(sys.opendir(d))
+      local seen, types, inos = {}, {}, {}
+      local mid
+      local n = 0
+      while true do
+        local name, ino, dtype = dir:read()
+        if not name then break end
+        n = n + 1
+        if n == 100 then mid = dir:tell() end
+        seen[#seen + 1] = name
+        types[name], inos[name] = dtype, ino
+      end
+      assert.are.equal(304, #seen)
+      table.sort(seen)
+      assert.same(H.listing(d), seen)
+      assert.are.equal(luafs.DT_DIR, types.sub)
+      assert.are.equal(luafs.DT_LNK, types.link)
+      assert.are.equal(luafs.DT_REG, types.f1)
+      assert.are.equal(sys.lstat(d .. "/f7").ino, inos.f7)
+      -- back to a position: the same entries follow
+      assert(dir:seek(mid))
+      local rest = 0
+      while dir:read() do rest = rest + 1 end
+      assert.are.equal(304 - 100, rest)
+      assert(dir:seek(0))
+      assert.is_string((dir:read()))
+      assert.is_true(dir:close())
+      assert.is_false((pcall(dir.read, dir)))
+      assert.matches("Dir %(closed%)", tostring(dir))
+      -- fdopendir owns the descriptor it takes
+      local fd = assert(sys.open(d .. "/sub", O_RDONLY | O_DIRECTORY))
+      do
+        local sub <close> = assert(sys.fdopendir(fd))
+        local names = {}
+        for name in sub.read, sub do names[#names + 1] = name end
+        table.sort(names)
+        assert.same({ ".", ".." }, names)
+      end
+      fails("EBADF", "fstat", sys.fstat, fd)
+      fails("ENOENT", "opendir", sys.opendir, d .. "/nope")
+      fails("ENOTDIR", "opendir", sys.opendir, d .. "/f1")
+      local ffd = assert(sys.open(d .. "/f1", O_RDONLY))
+      fails("ENOTDIR", "fdopendir", sys.fdopendir, ffd)
+      sys.close(ffd)
+    end)
+  end)
+
+  describe("extended attributes", function()
+    it("sets, gets, lists and removes, on paths and descriptors", function()
+      H.write(d .. "/f", "x")
+      assert(sys.symlink("f", d .. "/s"))
+      local big = H.bytes(10000, 3)
+      assert.is_true(sys.lsetxattr(d .. "/f", "user.a", "one"))
+      assert.is_true(sys.lsetxattr(d .. "/f", "user.bin", "\0\1\2\0"))
+      assert.is_true(sys.lsetxattr(d .. "/f", "user.big", big))
+      assert.are.equal("one", sys.lgetxattr(d .. "/f", "user.a"))
+      assert.are.equal("\0\1\2\0", sys.lgetxattr(d .. "/f", "user.bin"))
+      assert.are.equal(big, sys.lgetxattr(d .. "/f", "user.big"))
+      assert.are.equal("one", sh("getfattr --absolute-names --only-values -n user.a " .. q(d .. "/f")))
+      local names = assert(sys.llistxattr(d .. "/f"))
+      table.sort(names)
+      assert.same({ "user.a", "user.big", "user.bin" }, names)
+      fails("EEXIST", "lsetxattr", sys.lsetxattr, d .. "/f", "user.a", "x", luafs.XATTR_CREATE)
+      fails("ENODATA", "lsetxattr", sys.lsetxattr, d .. "/f", "user.no", "x", luafs.XATTR_REPLACE)
+      fails("ENODATA", "lgetxattr", sys.lgetxattr, d .. "/f", "user.no")
+      fails("EOPNOTSUPP", "lsetxattr", sys.lsetxattr, d .. "/f", "bogus.x", "x")
+      -- on the link itself: tmpfs refuses user. attributes on symlinks
+      fails("EPERM", "lsetxattr", sys.lsetxattr, d .. "/s", "user.x", "x")
+      assert.same({}, sys.llistxattr(d .. "/s"))
+      local fd = assert(sys.open(d .. "/f", O_RDONLY))
+      assert.is_true(sys.fsetxattr(fd, "user.fd", "by fd", luafs.XATTR_CREATE))
+      assert.are.equal("by fd", sys.fgetxattr(fd, "user.fd"))
+      assert.are.equal(4, #sys.flistxattr(fd))
+      assert.is_true(sys.fremovexattr(fd, "user.fd"))
+      fails("ENODATA", "fremovexattr", sys.fremovexattr, fd, "user.fd")
+      fails("ENODATA", "fgetxattr", sys.fgetxattr, fd, "user.fd")
+      sys.close(fd)
+      assert.is_true(sys.lremovexattr(d .. "/f", "user.a"))
+      fails("ENODATA", "lremovexattr", sys.lremovexattr, d .. "/f", "user.a")
+      fails("ENOENT", "llistxattr", sys.llistxattr, d .. "/nope")
+      fails("EBADF", "flistxattr", sys.flistxattr, 9999)
+      fails("EBADF", "fsetxattr", sys.fsetxattr, 9999, "user.a", "x")
+    end)
+  end)
+
+  describe("locks", function()
+    it("takes flock locks per open file, with LOCK_NB", function()
+      H.write(d .. "/f", "x")
+      local a = assert(sys.open(d .. "/f", O_RDONLY))
+      local b = assert(sys.open(d .. "/f", O_RDONLY))
+      assert.is_true(sys.flock(a, luafs.LOCK_EX | luafs.LOCK_NB))
+      fails("EWOULDBLOCK", "flock", sys.flock, b, luafs.LOCK_SH | luafs.LOCK_NB)
+      -- another process sees it too
+      assert.are.equal(1, (H.shell("flock -n " .. q(d .. "/f") .. " true")))
+      assert.is_true(sys.flock(a, luafs.LOCK_UN))
+      assert.is_true(sys.flock(b, luafs.LOCK_SH | luafs.LOCK_NB))
+      assert.is_true(sys.flock(a, luafs.LOCK_SH | luafs.LOCK_NB))
+      fails("EBADF", "flock", sys.flock, 9999, luafs.LOCK_SH)
+      sys.close(a)
+      sys.close(b)
+    end)
+
+    it("tests and takes record locks with fcntl_lock, OFD locks included", function()
+      H.write(d .. "/f", string.rep("x", 100))
+      local a = assert(sys.open(d .. "/f", O_RDWR))
+      local b = assert(sys.open(d .. "/f", O_RDWR))
+      local F_OFD_GETLK, F_OFD_SETLK = luafs.F_OFD_GETLK, luafs.F_OFD_SETLK
+      local lk = { type = luafs.F_WRLCK, whence = SEEK_SET, start = 10, len = 5 }
+      assert.are.equal(lk, sys.fcntl_lock(a, F_OFD_SETLK, lk)) -- the same table back
+      local t = assert(sys.fcntl_lock(b, F_OFD_GETLK, { type = luafs.F_RDLCK, start = 0, len = 0 }))
+      assert.same({ luafs.F_WRLCK, 10, 5, -1 }, { t.type, t.start, t.len, t.pid })
+      fails("EAGAIN", "fcntl", sys.fcntl_lock, b, F_OFD_SETLK, { type = luafs.F_RDLCK, start = 12, len = 1 })
+      assert(sys.fcntl_lock(b, F_OFD_SETLK, { type = luafs.F_RDLCK, start = 20, len = 1 }))
+      t = assert(sys.fcntl_lock(b, F_OFD_GETLK, { type = luafs.F_WRLCK, start = 50, len = 10 }))
+      assert.are.equal(luafs.F_UNLCK, t.type)
+      -- classic POSIX locks: the holder is this process
+      local c = assert(sys.open(d .. "/g", O_RDWR | O_CREAT, octal "644"))
+      assert(sys.fcntl_lock(c, luafs.F_SETLK, { type = luafs.F_WRLCK, start = 0, len = 1 }))
+      local code, out = H.shell("flock -n " .. q(d .. "/g") .. " true; " .. "python3 -c "
+        .. q("import fcntl, struct, sys\nf = open(sys.argv[1], 'r+')\n"
+          .. "r = fcntl.fcntl(f, fcntl.F_GETLK, struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 1, 0))\n"
+          .. "print(struct.unpack('hhqqi', r)[4])") .. " " .. q(d .. "/g"))
+      assert.are.equal(0, code, out)
+      assert.are.equal(tostring(sys.getpid()), out:match("(%d+)%s*$"))
+      raises(sys.fcntl_lock, a, 12345, lk)
+      raises(sys.fcntl_lock, a, luafs.F_SETLK, { start = 0 })
+      fails("EBADF", "fcntl", sys.fcntl_lock, 9999, luafs.F_SETLK, { type = luafs.F_RDLCK })
+      sys.close(a)
+      sys.close(b)
+      sys.close(c)
+    end)
+  end)
+
+  describe("arguments", function()
+    it("raises for wrong types, values out of range and paths with zero bytes", function()
+      raises(sys.lstat, nil)
+      raises(sys.lstat, d .. "/f\0x")
+      raises(sys.open, d .. "/f", "rw")
+      raises(sys.open, d .. "/f", O_RDONLY, -1)
+      raises(sys.pread, 0, -1, 0)
+      raises(sys.pread, 0, 1, 0.5)
+      raises(sys.close, 1 << 40)
+      raises(sys.chown, d, -2, 0)
+      raises(sys.lsetxattr, d, "user.a\0b", "v")
+      raises(sys.sleep, -1)
+      raises(sys.sleep, 0 / 0)
+      raises(sys.utimensat, AT_FDCWD, d, "now", 0, 0, 0)
+    end)
+  end)
+end)
+
+describe("a getattr that is only sys.lstat", function()
+  local fs = testing.mounted(H.fixture("ops_statmirror.lua"), { once = true, scratch = true,
+    args = { "{scratch}" } })
+
+  it("gives stat(2) through the mount every field of the mirrored file", function()
+    local src = fs.scratch
+    H.write(src .. "/f", "12345")
+    assert(sys.utimensat(AT_FDCWD, src .. "/f", 1234567890, 111, 1234567891, 222))
+    assert(sys.mkdir(src .. "/dir"))
+    assert(sys.symlink("f", src .. "/s"))
+    assert(sys.mkfifo(src .. "/p", octal "640"))
+    if sys.geteuid() == 0 then assert(sys.chown(src .. "/f", 123, 456)) end
+    for _, name in ipairs { "f", "dir", "s", "p" } do
+      local want, got = sys.lstat(src .. "/" .. name), sys.lstat(fs:path(name))
+      for _, k in ipairs(STAT_KEYS) do
+        if k ~= "dev" then
+          assert.are.equal(want[k], got[k], name .. ": " .. k)
+        end
+      end
+    end
+    assert.are.equal("f", sys.readlink(fs:path("s")))
+  end)
+end)
