@@ -176,11 +176,15 @@ describe("passthrough.lua", function()
         o.zero_range = E(sys.fallocate, fd, luafs.FALLOC_FL_ZERO_RANGE, 0, 4096)
         o.collapse = E(sys.fallocate, fd, luafs.FALLOC_FL_COLLAPSE_RANGE, 0, 4096)
         o.bad_len = E(sys.fallocate, fd, 0, 0, 0)
+        -- more than the filesystem holds (tmpfs says so before allocating)
+        o.no_space = E(sys.fallocate, fd, 0, 0, 1 << 50)
+        o.after_no_space = st()
         sys.close(fd)
         return o
       end)
       -- tmpfs refuses ZERO_RANGE: the mount must pass that refusal on
       assert.are.equal(H.errname(luafs.EOPNOTSUPP), got.zero_range)
+      assert.are.equal(H.errname(luafs.ENOSPC), got.no_space)
     end)
 
     it("copies ranges with copy_file_range", function()
@@ -237,6 +241,25 @@ describe("passthrough.lua", function()
           return #names == 2 and table.concat(names, " ")
         end, 3) or table.concat(H.listing(src), " ")
         return o
+      end)
+    end)
+
+    it("checks access like tmpfs", function()
+      twin(function(d)
+        H.write(d .. "/f", "x")
+        H.write(d .. "/x", "x")
+        assert(sys.chmod(d .. "/f", octal "644"))
+        assert(sys.chmod(d .. "/x", octal "755"))
+        H.check(sys.mkdir(d .. "/locked", octal "000"))
+        return {
+          f_ok = E(sys.access, d .. "/f", luafs.F_OK),
+          rw = E(sys.access, d .. "/f", luafs.R_OK | luafs.W_OK),
+          x = E(sys.access, d .. "/f", luafs.X_OK),
+          x_ok = E(sys.access, d .. "/x", luafs.X_OK),
+          missing = E(sys.access, d .. "/nope", luafs.F_OK),
+          under_file = E(sys.access, d .. "/f/x", luafs.F_OK),
+          locked_dir = E(sys.access, d .. "/locked", luafs.X_OK),
+        }
       end)
     end)
 
@@ -846,6 +869,35 @@ describe("passthrough.lua read_buf", function()
       local before, after = read_through(fs, fs.scratch .. "/big")
       assert.is_true(after.kbytes - before.kbytes >= SIZE // 1024, "strings were counted")
     end)
+  end)
+end)
+
+describe("passthrough.lua readdirplus", function()
+  -- With names and attributes cached, entries that readdir delivered with
+  -- their attributes (FUSE_FILL_DIR_PLUS) need no lookup afterwards.
+  local fs = testing.mounted(H.fixture("pt_counting.lua"), { once = true, scratch = true,
+    args = { "{scratch}" } })
+
+  it("hands the kernel each entry's attributes with its name", function()
+    local dir = fs.scratch .. "/d"
+    H.check(sys.mkdir(dir))
+    for i = 1, 50 do H.write(dir .. "/e" .. i, string.rep("x", i)) end
+    H.check(sys.symlink("e1", dir .. "/link"))
+    local names = H.listing(fs:path("d"))
+    assert.are.equal(53, #names)
+    for _, name in ipairs(names) do
+      if name ~= "." and name ~= ".." then
+        local got, want = sys.lstat(fs:path("d/" .. name)), sys.lstat(dir .. "/" .. name)
+        assert.same({ want.ino, want.mode, want.size, want.mtime_nsec },
+          { got.ino, got.mode, got.size, got.mtime_nsec }, name)
+      end
+    end
+    local report = assert(H.read(fs:path(".counts")))
+    local asked = {}
+    for n, path in report:gmatch("(%d+) (%S+)") do
+      if path:match("^/d/") then asked[#asked + 1] = path .. " (" .. n .. ")" end
+    end
+    assert.same({}, asked)
   end)
 end)
 
