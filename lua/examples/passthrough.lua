@@ -33,6 +33,12 @@ What init sets (edit it to trade coherence for speed):
   * conn.want gets FUSE_CAP_SPLICE_WRITE, SPLICE_MOVE and SPLICE_READ when
     the kernel offers them, so that file data moves between ROOT and
     /dev/fuse through pipes, without a copy in user space.
+    libfuse splices a write request into a pipe only when the pipe holds
+    max_write and 4 KiB more; without CAP_SYS_RESOURCE pipes stop at
+    /proc/sys/fs/pipe-max-size (1 MiB by default), less than libfuse's
+    default max_write of 1 MiB needs, so writes then arrive in memory
+    (copy_to still writes them without a Lua string; conn.max_write =
+    512 * 1024 would have them spliced).
   * The process umask is set to 0 at load: the kernel has applied the
     caller's umask to the modes it sends already.
 
@@ -59,9 +65,15 @@ Locks:
     holds its Lua state meanwhile, so the script asks for a pool of STATES
     states (below); with -s, or with -o states=1, a waiter blocks every
     other request, the holder's unlock included, until it is interrupted.
-    A waiter also waits for its own state: if the holder's handle happens to
-    be served by the same state, the unlock waits too (handles are spread
-    over the least busy states, which makes this rare, not impossible).
+    A waiter also waits for its own state: every call on an open file is
+    served by the state that opened it, so while a lock waits, the other
+    calls on that open file wait too, and so do those on any other open
+    file the same state serves. When the holder's unlock is one of them,
+    both wait until the waiter is interrupted. Handles are spread over the
+    least busy states, which makes this rare for files opened separately;
+    processes that share one open file (a parent and its child after
+    fork(2), say) and contend for record locks on it always meet it
+    (stress-ng's lockf stressor does).
 
 Limits:
   * Permissions are those of the host: access(2) and opens are checked with
