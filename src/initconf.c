@@ -144,7 +144,7 @@ static int view_newindex(lua_State *L)
 	case K_DOUBLE:
 		*(double *)p = luaL_checknumber(L, 3);
 		break;
-	case K_STRING:
+	case K_STRING:	/* no string field is writable */
 		break;
 	}
 	return 0;

@@ -81,9 +81,13 @@ Limits:
     allow_other to share the mount) to have the kernel check the caller's
     against the mode bits, as it does for a local filesystem.
   * A file unlinked while it is open is renamed by libfuse to
-    .fuse_hiddenNNN in its directory until the last close (libfuse's default
-    without -o hard_remove), so its fd stays fully usable, but its link count
-    still says 1, and the directory cannot be removed meanwhile.
+    .fuse_hiddenNNN in its directory until it is released (libfuse's
+    default without -o hard_remove), so its fd stays fully usable, but its
+    link count still says 1. The kernel sends the release after close(2)
+    has returned, so an rmdir right after may still find the hidden name:
+    rmdir removes such names itself when they are all that is left (their
+    files stay open through their descriptors), and then an fstat(2) of
+    such a file that is still open fails.
   * No POSIX ACLs through the mount (system.posix_acl_* answers EOPNOTSUPP,
     the kernel's default for FUSE), no ioctl, no poll (regular files are
     always ready), no bmap.
@@ -112,6 +116,7 @@ local F_GETLK, F_SETLK, F_SETLKW, F_UNLCK = luafs.F_GETLK, luafs.F_SETLK, luafs.
 local F_OFD_GETLK, F_OFD_SETLK = luafs.F_OFD_GETLK, luafs.F_OFD_SETLK
 local LOCK_NB, LOCK_UN = luafs.LOCK_NB, luafs.LOCK_UN
 local EAGAIN, EACCES, EINTR, EISDIR = luafs.EAGAIN, luafs.EACCES, luafs.EINTR, luafs.EISDIR
+local ENOTEMPTY = luafs.ENOTEMPTY
 local FUSE_READDIR_PLUS = luafs.FUSE_READDIR_PLUS
 local FUSE_BUF_SPLICE_NONBLOCK = luafs.FUSE_BUF_SPLICE_NONBLOCK
 
@@ -276,8 +281,42 @@ function fs.unlink(path)
   return sys.unlinkat(rootfd, rel(path), 0)
 end
 
+-- Whether the directory name holds nothing but libfuse's hidden names of
+-- files unlinked while open; their names, if so.
+local function only_hidden(name)
+  local dfd = sys.openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+  if not dfd then return nil end
+  local dir = sys.fdopendir(dfd)
+  if not dir then
+    sys.close(dfd)
+    return nil
+  end
+  local hidden = {}
+  for entry in dir.read, dir do
+    if entry ~= "." and entry ~= ".." then
+      if not entry:match("^%.fuse_hidden%x+$") then
+        dir:close()
+        return nil
+      end
+      hidden[#hidden + 1] = entry
+    end
+  end
+  dir:close()
+  return hidden
+end
+
+--[[ An rmdir right after a close(2) may find the .fuse_hidden name of a
+file unlinked while open, which libfuse removes only when the kernel's
+release arrives, later (see the header). Those names go, as with
+hard_remove; libfuse's own unlink at the release then finds nothing. ]]
 function fs.rmdir(path)
-  return sys.unlinkat(rootfd, rel(path), AT_REMOVEDIR)
+  local name = rel(path)
+  local ok, msg, err = sys.unlinkat(rootfd, name, AT_REMOVEDIR)
+  if ok or err ~= ENOTEMPTY then return ok, msg, err end
+  local hidden = only_hidden(name)
+  if not hidden then return nil, msg, err end
+  for _, entry in ipairs(hidden) do sys.unlinkat(rootfd, name .. "/" .. entry, 0) end
+  return sys.unlinkat(rootfd, name, AT_REMOVEDIR)
 end
 
 function fs.rename(from, to, flags)
