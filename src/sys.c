@@ -1937,6 +1937,25 @@ static int sys_sleep(lua_State *L)
 }
 
 /***
+The time of day, to the nanosecond: what a filesystem stamps on the files
+it changes (os.time() has whole seconds only).
+@function clock_gettime
+@treturn int seconds since the epoch
+@treturn int nanoseconds, 0 to 999999999
+@see clock_gettime(2)
+*/
+static int sys_clock_gettime(lua_State *L)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return fail(L, "clock_gettime");
+	lua_pushinteger(L, ts.tv_sec);
+	lua_pushinteger(L, ts.tv_nsec);
+	return 2;
+}
+
+/***
 The message for an errno value.
 @function strerror
 @int errno
@@ -2018,6 +2037,7 @@ static const luaL_Reg sys_funcs[] = {
 	{ "getegid", sys_getegid },
 	{ "getpid", sys_getpid },
 	{ "sleep", sys_sleep },
+	{ "clock_gettime", sys_clock_gettime },
 	{ "strerror", sys_strerror },
 	{ NULL, NULL }
 };
