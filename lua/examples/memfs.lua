@@ -2,71 +2,111 @@
 memfs.lua: an in-memory filesystem, the reference example of luafs.
 
     luafs memfs.lua /mnt/mem -f
+    luafs memfs.lua /mnt/mem -o allow_other,default_permissions
 
-It aims to behave like tmpfs: regular files (sparse, binary, large),
-directories, symbolic links, hard links, FIFOs and device nodes, rename
-with RENAME_NOREPLACE and RENAME_EXCHANGE, modes, owners, nanosecond
-timestamps and extended attributes (user., trusted. and security.).
+It behaves like tmpfs: regular files (sparse, binary, up to 2^63 - 1
+bytes, with SEEK_DATA, SEEK_HOLE and fallocate), directories, symbolic
+links, hard links, FIFOs, sockets and device nodes, rename with
+RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT, modes, owners and
+groups (set-group-ID directories, the sticky bit), POSIX permission
+checks for every caller, nanosecond timestamps and extended attributes
+(user., trusted. and security.). The specs compare it with tmpfs through
+real mounts, system call by system call.
+
+The tree survives a hot reload (SIGUSR1, or an edit of this file): it
+lives in luafs.stash, which the new code finds again, and fs.reload
+refuses code whose idea of the tree's format differs, so the old code
+keeps serving then instead of losing the files.
 
 Limits:
-  * Everything lives in ordinary Lua tables of one Lua state, and is lost
-    at unmount. It does not work in a pool of states: each state would
-    load its own empty tree. A pooled version would keep the tree in
-    luafs.shared.
-  * Without -o default_permissions the kernel leaves permission checks to
-    the filesystem. memfs checks them in access, open, opendir, chmod,
-    chown, utimens and for user. xattrs, but not search permission on
-    the directories of a path, nor write permission on the directories
-    that create, unlink or rename change. To share it between users,
-    mount with -o allow_other,default_permissions: the kernel then checks
-    everything, as on tmpfs.
+  * Everything lives in the tables of one Lua state and is lost at
+    unmount. In a pool of states each state would serve a tree of its
+    own, so memfs refuses to load when luafs runs more than one state
+    (-o states=N with N > 1); luafs exits with the message.
+  * Permissions are checked by memfs for every caller, as the kernel
+    checks them on tmpfs, with the caller's uid, gid and supplementary
+    groups: search permission on every directory of a path, write
+    permission on the directories that create, unlink and rename change,
+    the sticky bit, and the rules of chmod, chown and utimens. Root
+    (uid 0) has the powers CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_CHOWN
+    give; capabilities themselves are not seen. Without -o allow_other
+    only the user who mounted may enter the mount at all; with it, add
+    default_permissions to have the kernel check as well.
+  * One relaxation: a caller who may write a file may clear its
+    set-user-ID and set-group-ID bits with chmod, since that is how the
+    kernel clears them when such a user writes to or truncates the file.
   * The kernel caches no attributes (attr_timeout = 0, set in init): with
     libfuse's high-level API each name of a hard-linked file is a kernel
     inode of its own, and a cached nlink, size or mode of one name would
     not see a change made through another. The price: fstat() of a file
-    that was unlinked while open fails with ESTALE, because libfuse sends
-    such a getattr without the file handle and no longer has a path.
-  * statfs reports a fixed size, which writes do not enforce (no ENOSPC).
-  * st_blocks counts the 4 KiB pages that writes touched, as on tmpfs.
-  * Access times follow relatime: a read or readdir sets atime only when
-    it is older than mtime or ctime, or more than a day old.
-  * No POSIX ACLs (system.posix_acl_* answers EOPNOTSUPP), no locks beyond
-    the kernel's local ones, no mmap-specific handling.
+    that was unlinked while open fails with ESTALE, because the kernel
+    sends such a getattr without the file handle and libfuse no longer
+    has a path for it; reads and writes through the descriptor work.
+  * statfs reports a fixed size of 16 GiB and 1 Mi inodes, counted like
+    tmpfs counts them (a page per 4 KiB page of data or long symlink, an
+    inode per directory and per name of anything else), but writes do
+    not enforce it: there is no ENOSPC.
+  * Access times always follow relatime, whatever the mount options say:
+    a read, readdir or readlink sets atime only when it is not newer than
+    mtime or ctime, or is more than a day old.
+  * Device nodes are stored, but FUSE mounts are nodev unless root mounts
+    with -o dev, so opening one fails with EACCES where tmpfs opens it.
+  * No POSIX ACLs (the kernel answers EOPNOTSUPP for system.posix_acl_*),
+    no limit on the total size of extended attributes, no locks beyond
+    the kernel's local ones.
 ]]
 
 local luafs = require "luafs"
 
-local S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = luafs.S_IFMT, luafs.S_IFDIR, luafs.S_IFREG, luafs.S_IFLNK
-local S_ISGID = luafs.S_ISGID
+local sys = luafs.sys
+
+local S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR =
+  luafs.S_IFMT, luafs.S_IFDIR, luafs.S_IFREG, luafs.S_IFLNK, luafs.S_IFCHR
+local S_ISUID, S_ISGID, S_ISVTX = luafs.S_ISUID, luafs.S_ISGID, luafs.S_ISVTX
+local R_OK, W_OK, X_OK = luafs.R_OK, luafs.W_OK, luafs.X_OK
+local RENAME_NOREPLACE, RENAME_EXCHANGE = luafs.RENAME_NOREPLACE, luafs.RENAME_EXCHANGE
+local RENAME_WHITEOUT = luafs.RENAME_WHITEOUT
 local PERMS = tonumber("7777", 8)   -- permission, setuid, setgid and sticky bits
 local ANY_X = tonumber("111", 8)    -- the three execute bits
 
 local CHUNK = 64 * 1024             -- file contents are stored in chunks of this size
 local PAGE = 4096                   -- st_blksize, and the unit of st_blocks accounting
+local SECTORS = PAGE // 512         -- st_blocks of one page
 local DIRENT = 20                   -- tmpfs counts 20 bytes of st_size per directory entry
 local NAME_MAX = 255
+local SHORT_SYMLINK = 128           -- tmpfs keeps shorter targets in the inode, longer in a page
 local TOTAL_PAGES = 4 * 1024 * 1024 -- statfs: 16 GiB
 local TOTAL_INODES = 1024 * 1024
 local ZEROS = string.rep("\0", CHUNK)
 
--- Module state: the root, the inode counter, and what statfs reports.
-local root
-local next_ino = 1
-local live_inodes = 0
-local used_pages = 0
+-- What node.pages[p] says about page p of a file (absent: a hole).
+local DATA = 1                      -- written: data, for SEEK_DATA
+local ALLOCATED = 2                 -- reserved by fallocate: counts in st_blocks, reads as a hole
 
---[[ Time. now() returns seconds and nanoseconds; it is the one place to
-change if the clock source changes. luafs.sys.clock_gettime gives
-nanoseconds; without it, whole seconds from os.time(). ]]
-local clock_gettime = luafs.sys and luafs.sys.clock_gettime
-local function now()
-  if clock_gettime then
-    local sec, nsec = clock_gettime()
-    if type(sec) == "table" then return sec.sec, sec.nsec end
-    return sec, nsec
+-- The version of the tree's layout in memory; a reload checks it.
+local FORMAT = 1
+
+do
+  local n = luafs.states and luafs.states() or 1
+  if n > 1 then
+    error(string.format("memfs.lua keeps its files in one Lua state, so %d states "
+      .. "would serve %d different trees; mount it without -o states=%d", n, n, n), 0)
   end
-  return os.time(), 0
 end
+
+--[[ The store: the whole filesystem. It sits in luafs.stash, so that the
+code of a reload finds the tree the old code built and goes on serving
+it. Its fields: root (the root directory's node), next_ino, and what
+statfs reports: inodes and pages in use. ]]
+local store = luafs.stash and luafs.stash.memfs
+local fresh = store == nil
+if fresh then
+  store = { format = FORMAT, next_ino = 1, inodes = 0, pages = 0 }
+  if luafs.stash then luafs.stash.memfs = store end
+end
+
+--[[ Time: the time of day to the nanosecond. ]]
+local now = sys.clock_gettime
 
 local function is_dir(node) return node.mode & S_IFMT == S_IFDIR end
 local function is_reg(node) return node.mode & S_IFMT == S_IFREG end
@@ -83,15 +123,15 @@ local function modified(node)
   node.ctime, node.ctime_nsec = sec, nsec
 end
 
-local function before_or_same(s1, ns1, s2, ns2)
+local function not_after(s1, ns1, s2, ns2)
   return s1 < s2 or (s1 == s2 and ns1 <= ns2)
 end
 
 -- A read of the contents: atime, relatime style (see the header).
 local function accessed(node)
   local sec, nsec = now()
-  if before_or_same(node.atime, node.atime_nsec, node.mtime, node.mtime_nsec)
-      or before_or_same(node.atime, node.atime_nsec, node.ctime, node.ctime_nsec)
+  if not_after(node.atime, node.atime_nsec, node.mtime, node.mtime_nsec)
+      or not_after(node.atime, node.atime_nsec, node.ctime, node.ctime_nsec)
       or sec - node.atime >= 24 * 3600 then
     node.atime, node.atime_nsec = sec, nsec
   end
@@ -100,22 +140,22 @@ end
 --[[ Nodes. A node is one inode: a table with the struct stat fields it
 needs under their luafs names, plus
   entries, parent   for a directory (name -> node, and the parent node),
-  chunks, pages     for a regular file (chunk index -> string, and the
-                    set of 4 KiB pages written, which st_blocks counts),
+  chunks, pages     for a regular file (chunk index -> string, and page
+                    index -> DATA or ALLOCATED, which st_blocks counts),
   target            for a symbolic link,
   xattrs            name -> value,
   opens             how many open handles refer to it. ]]
 local function new_node(mode, uid, gid)
   local sec, nsec = now()
   local node = {
-    ino = next_ino, mode = mode, nlink = 1, uid = uid, gid = gid, rdev = 0,
+    ino = store.next_ino, mode = mode, nlink = 1, uid = uid, gid = gid, rdev = 0,
     size = 0, blocks = 0,
     atime = sec, atime_nsec = nsec, mtime = sec, mtime_nsec = nsec,
     ctime = sec, ctime_nsec = nsec,
     xattrs = {}, opens = 0,
   }
-  next_ino = next_ino + 1
-  live_inodes = live_inodes + 1
+  store.next_ino = store.next_ino + 1
+  store.inodes = store.inodes + 1
   if is_dir(node) then
     node.entries, node.nlink, node.size = {}, 2, 2 * DIRENT
   elseif is_reg(node) then
@@ -124,17 +164,29 @@ local function new_node(mode, uid, gid)
   return node
 end
 
+local function add_blocks(node, pages)
+  node.blocks = node.blocks + pages * SECTORS
+  store.pages = store.pages + pages
+end
+
 -- A node dies when no name and no open handle refers to it any more.
 local function maybe_free(node)
-  if node.nlink == 0 and node.opens == 0 then
-    used_pages = used_pages - node.blocks // (PAGE // 512)
-    live_inodes = live_inodes - 1
-    node.chunks, node.pages, node.xattrs = {}, {}, {}
+  if node.nlink == 0 and node.opens == 0 and node.xattrs then
+    add_blocks(node, -(node.blocks // SECTORS))
+    store.inodes = store.inodes - 1
+    node.chunks, node.pages, node.xattrs = {}, {}, nil
   end
 end
 
+-- One name of node is gone. Like tmpfs, each name of a file other than
+-- the last one holds an inode of statfs's count too.
 local function drop_link(node)
-  if is_dir(node) then node.nlink = 0 else node.nlink = node.nlink - 1 end
+  if is_dir(node) then
+    node.nlink = 0
+  else
+    if node.nlink > 1 then store.inodes = store.inodes - 1 end
+    node.nlink = node.nlink - 1
+  end
   changed(node)
   maybe_free(node)
 end
@@ -165,47 +217,19 @@ local function is_ancestor(a, dir)
   end
 end
 
---[[ Paths. libfuse hands over absolute paths with symlinks already
-resolved by the kernel. These helpers raise luafs.error(errno), which the
-host answers as -errno without logging anything. ]]
-local function lookup(path)
-  if path == nil then luafs.error(luafs.ENOENT) end
-  local node = root
-  for name in path:gmatch("[^/]+") do
-    if not is_dir(node) then luafs.error(luafs.ENOTDIR) end
-    local child = node.entries[name]
-    if child == nil then
-      luafs.error(#name > NAME_MAX and luafs.ENAMETOOLONG or luafs.ENOENT)
-    end
-    node = child
-  end
-  return node
-end
-
--- The directory that holds path's last component, and that component.
-local function lookup_parent(path)
-  local dirpath, name = path:match("^(.*)/([^/]+)$")
-  if name == nil then luafs.error(luafs.EINVAL) end
-  if #name > NAME_MAX then luafs.error(luafs.ENAMETOOLONG) end
-  local dir = lookup(dirpath)
-  if not is_dir(dir) then luafs.error(luafs.ENOTDIR) end
-  return dir, name
-end
-
--- The node of an open file (its handle) or else of the path.
-local function node_of(path, fi)
-  local node = fi and fi.fh
-  if node then return node end
-  return lookup(path)
-end
-
---[[ Permissions, as the kernel's generic_permission checks them: root
-may read and write anything and execute anything with an execute bit;
-others get the owner's, the group's or everyone's bits. R_OK, W_OK and
-X_OK are 4, 2 and 1, the same as the rwx bits. ]]
+--[[ Permissions, as the kernel's generic_permission checks them. ctx is
+luafs.context() of the caller. Root may read and write anything, search
+any directory and execute any file with an execute bit; others get the
+owner's, the group's or everyone's bits. R_OK, W_OK and X_OK are 4, 2
+and 1, the same as the rwx bits. ]]
 local function in_group(gid, ctx)
   if gid == ctx.gid then return true end
-  for _, g in ipairs(luafs.groups() or {}) do
+  local groups = ctx.groups
+  if groups == nil then
+    groups = luafs.groups() or {}
+    ctx.groups = groups
+  end
+  for _, g in ipairs(groups) do
     if g == gid then return true end
   end
   return false
@@ -213,7 +237,7 @@ end
 
 local function permitted(node, mask, ctx)
   if ctx.uid == 0 then
-    return mask & luafs.X_OK == 0 or is_dir(node) or node.mode & ANY_X ~= 0
+    return mask & X_OK == 0 or is_dir(node) or node.mode & ANY_X ~= 0
   end
   local bits
   if ctx.uid == node.uid then
@@ -226,30 +250,86 @@ local function permitted(node, mask, ctx)
   return bits & mask == mask
 end
 
-local function check_access(node, mask)
-  if not permitted(node, mask, luafs.context()) then luafs.error(luafs.EACCES) end
+local function check_access(node, mask, ctx)
+  if not permitted(node, mask, ctx) then luafs.error(luafs.EACCES) end
 end
 
 local function is_owner(node, ctx)
   return ctx.uid == 0 or ctx.uid == node.uid
 end
 
+-- Creating or removing a name in dir needs write and search permission.
+local function check_dir_write(dir, ctx)
+  if ctx.uid ~= 0 then check_access(dir, W_OK | X_OK, ctx) end
+end
+
+-- In a sticky directory only the owner of a name (or of the directory)
+-- may remove or replace it.
+local function check_sticky(dir, node, ctx)
+  if dir.mode & S_ISVTX ~= 0 and not is_owner(node, ctx) and ctx.uid ~= dir.uid then
+    luafs.error(luafs.EPERM)
+  end
+end
+
+--[[ Paths. libfuse hands over absolute paths with symlinks already
+resolved by the kernel; each directory on the way needs search
+permission. These helpers raise luafs.error(errno), which the host
+answers as -errno without logging anything. ]]
+local function lookup(path, ctx)
+  if path == nil then luafs.error(luafs.ENOENT) end
+  local node = store.root
+  local search = ctx.uid ~= 0
+  for name in path:gmatch("[^/]+") do
+    if not is_dir(node) then luafs.error(luafs.ENOTDIR) end
+    if search then check_access(node, X_OK, ctx) end
+    local child = node.entries[name]
+    if child == nil then
+      luafs.error(#name > NAME_MAX and luafs.ENAMETOOLONG or luafs.ENOENT)
+    end
+    node = child
+  end
+  return node
+end
+
+-- The directory that holds path's last component, and that component.
+local function lookup_parent(path, ctx)
+  local dirpath, name = path:match("^(.*)/([^/]+)$")
+  if name == nil then luafs.error(luafs.EINVAL) end
+  local dir = lookup(dirpath, ctx)
+  if not is_dir(dir) then luafs.error(luafs.ENOTDIR) end
+  if ctx.uid ~= 0 then check_access(dir, X_OK, ctx) end
+  if #name > NAME_MAX then luafs.error(luafs.ENAMETOOLONG) end
+  return dir, name
+end
+
+-- The node of an open file (its handle) or else of the path.
+local function node_of(path, fi, ctx)
+  local node = fi and fi.fh
+  if node then return node end
+  return lookup(path, ctx)
+end
+
 --[[ File contents. chunks[i] holds the bytes from i * CHUNK on; it may be
 shorter than CHUNK or missing (a hole), and every byte below size that
-no chunk holds is zero. A write replaces only the chunks it touches, so
-writing a large file costs time in proportion to its size. Apart from the
-chunks, node.pages records which pages were written, for st_blocks. ]]
+no chunk holds is zero; no chunk holds bytes at or past size. A write
+replaces only the chunks it touches, so writing a large file costs time
+in proportion to its size. Apart from the chunks, node.pages records
+which pages hold data or were allocated, for st_blocks and SEEK_DATA.
+The kernel keeps offset + length below 2^63, which Lua's integers hold;
+sums that could pass it are avoided. ]]
 local function set_chunk(node, i, s)
   if s == "" then s = nil end
   node.chunks[i] = s
 end
 
-local function set_page(node, p, present)
-  if (node.pages[p] ~= nil) ~= present then
-    node.pages[p] = present or nil
-    local delta = present and 1 or -1
-    node.blocks = node.blocks + delta * (PAGE // 512)
-    used_pages = used_pages + delta
+local function set_page(node, p, state)
+  local old = node.pages[p]
+  if old == state then return end
+  node.pages[p] = state
+  if old == nil then
+    add_blocks(node, 1)
+  elseif state == nil then
+    add_blocks(node, -1)
   end
 end
 
@@ -259,7 +339,9 @@ local function zeros(n)
 end
 
 local function read_data(node, size, offset)
-  local stop = math.min(offset + size, node.size)
+  if offset >= node.size then return "" end
+  local stop = node.size
+  if size < stop - offset then stop = offset + size end
   local parts = {}
   local pos = offset
   while pos < stop do
@@ -277,7 +359,9 @@ local function read_data(node, size, offset)
   return table.concat(parts)
 end
 
-local function write_data(node, data, offset)
+-- Puts data at offset into the chunks; the pages it covers are the
+-- caller's business.
+local function put_data(node, data, offset)
   local len = #data
   local done = 0
   while done < len do
@@ -296,25 +380,59 @@ local function write_data(node, data, offset)
     end
     done = done + n
   end
-  for p = offset // PAGE, (offset + len - 1) // PAGE do set_page(node, p, true) end
+end
+
+local function write_data(node, data, offset)
+  local len = #data
+  if len == 0 then return end
+  put_data(node, data, offset)
+  for p = offset // PAGE, (offset + len - 1) // PAGE do set_page(node, p, DATA) end
   if offset + len > node.size then node.size = offset + len end
 end
 
-local function resize(node, size)
-  if size < node.size then
-    local last = size // CHUNK   -- the chunk that holds byte `size`
-    local keep = size - last * CHUNK
-    for i in pairs(node.chunks) do
-      if i > last or (i == last and keep == 0) then set_chunk(node, i, nil) end
-    end
-    local chunk = node.chunks[last]
-    if keep > 0 and chunk and #chunk > keep then set_chunk(node, last, chunk:sub(1, keep)) end
-    local first_gone = (size + PAGE - 1) // PAGE
-    for p in pairs(node.pages) do
-      if p >= first_gone then set_page(node, p, false) end
-    end
+-- Drops every chunk byte and page from `size` on.
+local function cut(node, size)
+  local last = size // CHUNK   -- the chunk that holds byte `size`
+  local keep = size - last * CHUNK
+  for i in pairs(node.chunks) do
+    if i > last or (i == last and keep == 0) then set_chunk(node, i, nil) end
   end
+  local chunk = node.chunks[last]
+  if keep > 0 and chunk and #chunk > keep then set_chunk(node, last, chunk:sub(1, keep)) end
+  local first_gone = size // PAGE + (size % PAGE > 0 and 1 or 0)
+  for p in pairs(node.pages) do
+    if p >= first_gone then set_page(node, p, nil) end
+  end
+end
+
+local function resize(node, size)
+  if size < node.size then cut(node, size) end
   node.size = size
+end
+
+-- Zeroes the bytes [offset, offset + len) below size, and frees the pages
+-- that lie wholly inside the range, as tmpfs's hole punching does.
+local function punch(node, offset, len)
+  local stop = offset + len
+  local first = offset // PAGE + (offset % PAGE > 0 and 1 or 0)
+  local last = stop // PAGE - 1
+  for p in pairs(node.pages) do
+    if p >= first and p <= last then set_page(node, p, nil) end
+  end
+  local i = offset // CHUNK
+  while i * CHUNK < math.min(stop, node.size) do
+    local chunk = node.chunks[i]
+    if chunk then
+      local base = i * CHUNK
+      local from, to = math.max(offset - base, 0), math.min(stop - base, #chunk)
+      if from == 0 and to >= #chunk then
+        set_chunk(node, i, nil)
+      elseif from < to then
+        set_chunk(node, i, chunk:sub(1, from) .. zeros(to - from) .. chunk:sub(to + 1))
+      end
+    end
+    i = i + 1
+  end
 end
 
 --[[ The stat table. getattr and readdir both build it here. ]]
@@ -333,10 +451,7 @@ end
 The kernel has already applied the caller's umask to mode. Like tmpfs, a
 new node in a setgid directory takes the directory's group, and a new
 directory there is setgid too. ]]
-local function make(path, mode)
-  local dir, name = lookup_parent(path)
-  if dir.entries[name] then luafs.error(luafs.EEXIST) end
-  local ctx = luafs.context()
+local function add_node(dir, name, mode, ctx)
   local gid = ctx.gid
   if dir.mode & S_ISGID ~= 0 then
     gid = dir.gid
@@ -346,6 +461,13 @@ local function make(path, mode)
   add_entry(dir, name, node)
   modified(dir)
   return node
+end
+
+local function make(path, mode, ctx)
+  local dir, name = lookup_parent(path, ctx)
+  if dir.entries[name] then luafs.error(luafs.EEXIST) end
+  check_dir_write(dir, ctx)
+  return add_node(dir, name, mode, ctx)
 end
 
 -- The operations.
@@ -360,20 +482,32 @@ function fs.init(_conn, cfg)
   cfg.attr_timeout = 0
   -- The root belongs to whoever mounts the filesystem: the host's user
   -- (init has no caller; luafs.context() says uid 0 there).
-  root.uid, root.gid = luafs.sys.getuid(), luafs.sys.getgid()
+  store.root.uid, store.root.gid = sys.getuid(), sys.getgid()
+end
+
+-- A reload keeps the tree (see the header): the new chunk found it in
+-- luafs.stash already; here it makes sure it can read it.
+function fs.reload(_old)
+  if store.format ~= FORMAT then
+    error(string.format("memfs.lua: the files in memory have layout %s, this code "
+      .. "knows layout %d; unmount and mount again to change layouts",
+      tostring(store.format), FORMAT), 0)
+  end
+  luafs.log(string.format("memfs.lua: the new code serves the same %d inodes", store.inodes))
 end
 
 function fs.getattr(path, fi)
-  return stat(node_of(path, fi))
+  return stat(node_of(path, fi, luafs.context()))
 end
 
 function fs.access(path, mask)
-  local node = lookup(path)
-  if mask ~= luafs.F_OK then check_access(node, mask) end
+  local ctx = luafs.context()
+  local node = lookup(path, ctx)
+  if mask ~= luafs.F_OK then check_access(node, mask, ctx) end
 end
 
 function fs.readlink(path)
-  local node = lookup(path)
+  local node = lookup(path, luafs.context())
   if node.target == nil then luafs.error(luafs.EINVAL) end
   accessed(node)
   return node.target
@@ -381,34 +515,45 @@ end
 
 function fs.mknod(path, mode, rdev)
   if mode & S_IFMT == 0 then mode = mode | S_IFREG end
-  local node = make(path, mode & (S_IFMT | PERMS))
+  local node = make(path, mode & (S_IFMT | PERMS), luafs.context())
   node.rdev = rdev
 end
 
 function fs.mkdir(path, mode)
-  make(path, S_IFDIR | (mode & PERMS))
+  make(path, S_IFDIR | (mode & PERMS), luafs.context())
 end
 
 function fs.symlink(target, path)
-  local node = make(path, S_IFLNK | tonumber("777", 8))
+  local node = make(path, S_IFLNK | tonumber("777", 8), luafs.context())
   node.target, node.size = target, #target
+  if #target >= SHORT_SYMLINK then add_blocks(node, 1) end
+end
+
+-- The checks of removing name from dir, in the kernel's order.
+local function check_remove(dir, node, ctx, want_dir)
+  check_dir_write(dir, ctx)
+  check_sticky(dir, node, ctx)
+  if want_dir and not is_dir(node) then luafs.error(luafs.ENOTDIR) end
+  if not want_dir and is_dir(node) then luafs.error(luafs.EISDIR) end
 end
 
 function fs.unlink(path)
-  local dir, name = lookup_parent(path)
+  local ctx = luafs.context()
+  local dir, name = lookup_parent(path, ctx)
   local node = dir.entries[name]
   if node == nil then luafs.error(luafs.ENOENT) end
-  if is_dir(node) then luafs.error(luafs.EISDIR) end
+  check_remove(dir, node, ctx, false)
   del_entry(dir, name)
   modified(dir)
   drop_link(node)
 end
 
 function fs.rmdir(path)
-  local dir, name = lookup_parent(path)
+  local ctx = luafs.context()
+  local dir, name = lookup_parent(path, ctx)
   local node = dir.entries[name]
   if node == nil then luafs.error(luafs.ENOENT) end
-  if not is_dir(node) then luafs.error(luafs.ENOTDIR) end
+  check_remove(dir, node, ctx, true)
   if next(node.entries) ~= nil then luafs.error(luafs.ENOTEMPTY) end
   del_entry(dir, name)
   modified(dir)
@@ -416,12 +561,15 @@ function fs.rmdir(path)
 end
 
 function fs.link(oldpath, newpath)
-  local node = lookup(oldpath)
-  if is_dir(node) then luafs.error(luafs.EPERM) end
-  local dir, name = lookup_parent(newpath)
+  local ctx = luafs.context()
+  local node = lookup(oldpath, ctx)
+  local dir, name = lookup_parent(newpath, ctx)
   if dir.entries[name] then luafs.error(luafs.EEXIST) end
+  check_dir_write(dir, ctx)
+  if is_dir(node) then luafs.error(luafs.EPERM) end
   add_entry(dir, name, node)
   node.nlink = node.nlink + 1
+  store.inodes = store.inodes + 1
   changed(node)
   modified(dir)
 end
@@ -429,24 +577,45 @@ end
 --[[ rename(from, to, flags), with tmpfs's errors: EEXIST for
 RENAME_NOREPLACE onto an existing name, EINVAL for moving a directory
 into itself, ENOTDIR, EISDIR and ENOTEMPTY for a target of the wrong
-kind. Renaming a name onto another name of the same inode does nothing. ]]
+kind; permissions as the kernel's may_delete and may_create check them.
+Renaming a name onto another name of the same inode does nothing.
+RENAME_WHITEOUT leaves a whiteout (a character device 0:0) behind. ]]
+local KNOWN_FLAGS = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT
+
 function fs.rename(from, to, flags)
-  local noreplace = flags & luafs.RENAME_NOREPLACE ~= 0
-  local exchange = flags & luafs.RENAME_EXCHANGE ~= 0
-  if noreplace and exchange then luafs.error(luafs.EINVAL) end
-  local fdir, fname = lookup_parent(from)
+  local ctx = luafs.context()
+  local noreplace = flags & RENAME_NOREPLACE ~= 0
+  local exchange = flags & RENAME_EXCHANGE ~= 0
+  local whiteout = flags & RENAME_WHITEOUT ~= 0
+  if flags & ~KNOWN_FLAGS ~= 0 or (exchange and (noreplace or whiteout)) then
+    luafs.error(luafs.EINVAL)
+  end
+  local fdir, fname = lookup_parent(from, ctx)
   local node = fdir.entries[fname]
   if node == nil then luafs.error(luafs.ENOENT) end
-  local tdir, tname = lookup_parent(to)
+  local tdir, tname = lookup_parent(to, ctx)
   local target = tdir.entries[tname]
   if target and noreplace then luafs.error(luafs.EEXIST) end
+  if exchange and target == nil then luafs.error(luafs.ENOENT) end
+  if (is_dir(node) and is_ancestor(node, tdir)) or
+      (exchange and is_dir(target) and is_ancestor(target, fdir)) then
+    luafs.error(luafs.EINVAL)
+  end
   if target == node then return end
 
+  check_remove(fdir, node, ctx, is_dir(node))
+  if target then
+    check_remove(tdir, target, ctx, is_dir(exchange and target or node))
+  else
+    check_dir_write(tdir, ctx)
+  end
+  if fdir ~= tdir and ctx.uid ~= 0 then
+    -- a directory that moves changes its ".." entry
+    if is_dir(node) then check_access(node, W_OK, ctx) end
+    if exchange and is_dir(target) then check_access(target, W_OK, ctx) end
+  end
+
   if exchange then
-    if target == nil then luafs.error(luafs.ENOENT) end
-    if (is_dir(node) and is_ancestor(node, tdir)) or (is_dir(target) and is_ancestor(target, fdir)) then
-      luafs.error(luafs.EINVAL)
-    end
     del_entry(fdir, fname)
     del_entry(tdir, tname)
     add_entry(fdir, fname, target)
@@ -458,75 +627,85 @@ function fs.rename(from, to, flags)
     return
   end
 
-  if is_dir(node) then
-    if is_ancestor(node, tdir) then luafs.error(luafs.EINVAL) end
-    if target and not is_dir(target) then luafs.error(luafs.ENOTDIR) end
-    if target and next(target.entries) ~= nil then luafs.error(luafs.ENOTEMPTY) end
-  elseif target and is_dir(target) then
-    luafs.error(luafs.EISDIR)
-  end
   if target then
+    if is_dir(target) and next(target.entries) ~= nil then luafs.error(luafs.ENOTEMPTY) end
     del_entry(tdir, tname)
     drop_link(target)
   end
   del_entry(fdir, fname)
   add_entry(tdir, tname, node)
+  if whiteout then
+    add_node(fdir, fname, S_IFCHR, ctx)
+  end
   changed(node)
   modified(fdir)
   modified(tdir)
 end
 
--- chmod: the owner or root. Like Linux, a caller outside the file's group
--- cannot set setgid; the bit is dropped, not refused.
+--[[ chmod: the owner or root. Like Linux, a caller outside the file's
+group cannot set setgid; the bit is dropped, not refused. Anyone who may
+write the file may clear its setuid and setgid bits (see the header). ]]
 function fs.chmod(path, mode, fi)
-  local node = node_of(path, fi)
   local ctx = luafs.context()
-  if not is_owner(node, ctx) then luafs.error(luafs.EPERM) end
+  local node = node_of(path, fi, ctx)
   mode = mode & PERMS
-  if ctx.uid ~= 0 and not in_group(node.gid, ctx) then mode = mode & ~S_ISGID end
+  if not is_owner(node, ctx) then
+    local old = node.mode & PERMS
+    local cleared = old & ~mode
+    if mode & ~old ~= 0 or cleared == 0 or cleared & ~(S_ISUID | S_ISGID) ~= 0
+        or not permitted(node, W_OK, ctx) then
+      luafs.error(luafs.EPERM)
+    end
+  elseif ctx.uid ~= 0 and not in_group(node.gid, ctx) then
+    mode = mode & ~S_ISGID
+  end
   node.mode = (node.mode & S_IFMT) | mode
   changed(node)
 end
 
--- chown: -1 leaves a field unchanged. Only root gives a file away; its
--- owner may change its group to one of their own groups. The kernel
--- clears setuid and setgid itself, with a chmod, when it has to.
+--[[ chown: -1 leaves a field unchanged. Only root gives a file away; its
+owner may change its group to one of their own groups. The kernel
+clears setuid and setgid itself, with a chmod, when it has to. ]]
 function fs.chown(path, uid, gid, fi)
-  local node = node_of(path, fi)
   local ctx = luafs.context()
-  if uid == -1 then uid = node.uid end
-  if gid == -1 then gid = node.gid end
+  local node = node_of(path, fi, ctx)
   if ctx.uid ~= 0 then
-    if uid ~= node.uid or ctx.uid ~= node.uid then luafs.error(luafs.EPERM) end
-    if gid ~= node.gid and not in_group(gid, ctx) then luafs.error(luafs.EPERM) end
+    local owner = ctx.uid == node.uid
+    if uid ~= -1 and not (owner and uid == node.uid) then luafs.error(luafs.EPERM) end
+    if gid ~= -1 and not (owner and (gid == node.gid or in_group(gid, ctx))) then
+      luafs.error(luafs.EPERM)
+    end
   end
-  node.uid, node.gid = uid, gid
+  if uid ~= -1 then node.uid = uid end
+  if gid ~= -1 then node.gid = gid end
   changed(node)
 end
 
--- truncate: like tmpfs, the times change only when the size does.
+--[[ truncate: by name it needs write permission (an ftruncate has it
+from the open). Like tmpfs, it sets mtime and ctime even when the size
+stays the same. ]]
 function fs.truncate(path, size, fi)
-  local node = node_of(path, fi)
+  local ctx = luafs.context()
+  local node = node_of(path, fi, ctx)
   if is_dir(node) then luafs.error(luafs.EISDIR) end
   if not is_reg(node) then luafs.error(luafs.EINVAL) end
-  if size ~= node.size then
-    resize(node, size)
-    modified(node)
-  end
+  if fi == nil and ctx.uid ~= 0 then check_access(node, W_OK, ctx) end
+  resize(node, size)
+  modified(node)
 end
 
 -- utimens: explicit times need the owner or root; UTIME_NOW alone needs
 -- write permission too. Each time may be UTIME_NOW or UTIME_OMIT.
 function fs.utimens(path, atime, atime_nsec, mtime, mtime_nsec, fi)
-  local node = node_of(path, fi)
+  local ctx = luafs.context()
+  local node = node_of(path, fi, ctx)
   local NOW, OMIT = luafs.UTIME_NOW, luafs.UTIME_OMIT
   if atime_nsec == OMIT and mtime_nsec == OMIT then return end
-  local ctx = luafs.context()
   if not is_owner(node, ctx) then
     if (atime_nsec ~= NOW and atime_nsec ~= OMIT) or (mtime_nsec ~= NOW and mtime_nsec ~= OMIT) then
       luafs.error(luafs.EPERM)
     end
-    if not permitted(node, luafs.W_OK, ctx) then luafs.error(luafs.EACCES) end
+    check_access(node, W_OK, ctx)
   end
   local sec, nsec = now()
   if atime_nsec == NOW then
@@ -549,8 +728,8 @@ truncates; tmpfs sets the times on O_TRUNC even when the file was empty. ]]
 local function open_mask(flags)
   local acc = flags & luafs.O_ACCMODE
   local mask = 0
-  if acc == luafs.O_RDONLY or acc == luafs.O_RDWR then mask = mask | luafs.R_OK end
-  if acc == luafs.O_WRONLY or acc == luafs.O_RDWR or flags & luafs.O_TRUNC ~= 0 then mask = mask | luafs.W_OK end
+  if acc == luafs.O_RDONLY or acc == luafs.O_RDWR then mask = mask | R_OK end
+  if acc == luafs.O_WRONLY or acc == luafs.O_RDWR or flags & luafs.O_TRUNC ~= 0 then mask = mask | W_OK end
   return mask
 end
 
@@ -564,26 +743,29 @@ local function opened(node, flags)
 end
 
 function fs.open(path, fi)
-  local node = lookup(path)
-  check_access(node, open_mask(fi.flags))
+  local ctx = luafs.context()
+  local node = lookup(path, ctx)
+  check_access(node, open_mask(fi.flags), ctx)
   return opened(node, fi.flags)
 end
 
 -- The kernel calls create after a lookup found no such name; if another
 -- process made it meanwhile, create behaves as open(2) with O_CREAT does.
 function fs.create(path, mode, fi)
-  local dir, name = lookup_parent(path)
+  local ctx = luafs.context()
+  local dir, name = lookup_parent(path, ctx)
   if dir.entries[name] then
     if fi.flags & luafs.O_EXCL ~= 0 then luafs.error(luafs.EEXIST) end
     return fs.open(path, fi)
   end
-  local node = make(path, S_IFREG | (mode & PERMS))
+  check_dir_write(dir, ctx)
+  local node = add_node(dir, name, S_IFREG | (mode & PERMS), ctx)
   node.opens = node.opens + 1
   return node
 end
 
 function fs.read(path, size, offset, fi)
-  local node = node_of(path, fi)
+  local node = node_of(path, fi, luafs.context())
   if is_dir(node) then luafs.error(luafs.EISDIR) end
   accessed(node)
   return read_data(node, size, offset)
@@ -592,11 +774,62 @@ end
 -- With O_APPEND every write goes to the end, as Linux does even for
 -- pwrite. Write-back of mmap'ed pages (fi.writepage) keeps its offset.
 function fs.write(path, data, offset, fi)
-  local node = node_of(path, fi)
+  local node = node_of(path, fi, luafs.context())
   if fi and fi.flags & luafs.O_APPEND ~= 0 and not fi.writepage then offset = node.size end
   write_data(node, data, offset)
   modified(node)
   return #data
+end
+
+--[[ fallocate: tmpfs's modes. Plain and FALLOC_FL_KEEP_SIZE reserve
+pages (st_blocks grows, the range still reads as zeros and counts as a
+hole for SEEK_DATA); FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE, which the
+kernel insists on) zeroes the range and frees its whole pages. ]]
+function fs.fallocate(path, mode, offset, len, fi)
+  local node = node_of(path, fi, luafs.context())
+  if not is_reg(node) then luafs.error(luafs.ENODEV) end
+  local keep = mode & luafs.FALLOC_FL_KEEP_SIZE ~= 0
+  if mode & luafs.FALLOC_FL_PUNCH_HOLE ~= 0 then
+    if mode ~= luafs.FALLOC_FL_PUNCH_HOLE | luafs.FALLOC_FL_KEEP_SIZE then
+      luafs.error(luafs.EOPNOTSUPP)
+    end
+    punch(node, offset, len)
+    modified(node)
+    return
+  end
+  if mode & ~luafs.FALLOC_FL_KEEP_SIZE ~= 0 then luafs.error(luafs.EOPNOTSUPP) end
+  for p = offset // PAGE, (offset + len - 1) // PAGE do
+    if node.pages[p] == nil then set_page(node, p, ALLOCATED) end
+  end
+  if not keep and offset + len > node.size then
+    node.size = offset + len
+    modified(node)
+  elseif not keep then
+    changed(node)
+  end
+end
+
+--[[ lseek: only SEEK_DATA and SEEK_HOLE reach the filesystem. Data is
+what was written, in whole pages, as tmpfs finds it in its page cache;
+pages that fallocate reserved count as holes. ]]
+function fs.lseek(path, offset, whence, fi)
+  local node = node_of(path, fi, luafs.context())
+  if offset < 0 or offset >= node.size then luafs.error(luafs.ENXIO) end
+  local first = offset // PAGE
+  if whence == luafs.SEEK_DATA then
+    local best
+    for p, state in pairs(node.pages) do
+      if state == DATA and p >= first and (best == nil or p < best) then best = p end
+    end
+    if best == nil or best * PAGE >= node.size then luafs.error(luafs.ENXIO) end
+    return math.max(offset, best * PAGE)
+  elseif whence == luafs.SEEK_HOLE then
+    local p, last = first, (node.size - 1) // PAGE
+    while p <= last and node.pages[p] == DATA do p = p + 1 end
+    if p > last then return node.size end
+    return math.max(offset, p * PAGE)
+  end
+  luafs.error(luafs.EINVAL)
 end
 
 function fs.release(_path, fi)
@@ -608,9 +841,10 @@ end
 function fs.fsync() end
 
 function fs.opendir(path)
-  local node = lookup(path)
+  local ctx = luafs.context()
+  local node = lookup(path, ctx)
   if not is_dir(node) then luafs.error(luafs.ENOTDIR) end
-  check_access(node, luafs.R_OK)
+  check_access(node, R_OK, ctx)
   node.opens = node.opens + 1
   return node
 end
@@ -618,7 +852,7 @@ end
 -- readdir returns the whole listing, sorted by name, with a stat table
 -- per entry so that readdirplus needs no further getattr.
 function fs.readdir(path, _offset, fi)
-  local dir = node_of(path, fi)
+  local dir = node_of(path, fi, luafs.context())
   local names = {}
   for name in pairs(dir.entries) do names[#names + 1] = name end
   table.sort(names)
@@ -635,28 +869,32 @@ fs.releasedir = fs.release
 function fs.fsyncdir() end
 
 function fs.statfs()
+  local bfree, ffree = TOTAL_PAGES - store.pages, TOTAL_INODES - store.inodes
   return {
     bsize = PAGE, frsize = PAGE,
-    blocks = TOTAL_PAGES, bfree = TOTAL_PAGES - used_pages, bavail = TOTAL_PAGES - used_pages,
-    files = TOTAL_INODES, ffree = TOTAL_INODES - live_inodes, favail = TOTAL_INODES - live_inodes,
+    blocks = TOTAL_PAGES, bfree = bfree, bavail = bfree,
+    files = TOTAL_INODES, ffree = ffree, favail = ffree,
     namemax = NAME_MAX,
   }
 end
 
 --[[ Extended attributes. Like tmpfs, memfs knows the user., trusted.
 and security. namespaces. The kernel decides who may use trusted. and
-security.; user. attributes need read or write permission on the file. ]]
-local function check_xattr(node, name, mask)
-  if name:find("^user%.") then
-    check_access(node, mask)
-  elseif not (name:find("^trusted%.") or name:find("^security%.")) then
+security., and which kinds of files may have user. attributes; those
+need read or write permission on the file. ]]
+local function check_xattr(node, name, mask, ctx)
+  local namespace, rest = name:match("^([^.]*)%.(.*)$")
+  if namespace ~= "user" and namespace ~= "trusted" and namespace ~= "security" then
     luafs.error(luafs.EOPNOTSUPP)
   end
+  if rest == "" then luafs.error(luafs.EINVAL) end
+  if namespace == "user" and ctx.uid ~= 0 then check_access(node, mask, ctx) end
 end
 
 function fs.setxattr(path, name, value, flags)
-  local node = lookup(path)
-  check_xattr(node, name, luafs.W_OK)
+  local ctx = luafs.context()
+  local node = lookup(path, ctx)
+  check_xattr(node, name, W_OK, ctx)
   local exists = node.xattrs[name] ~= nil
   if flags & luafs.XATTR_CREATE ~= 0 and exists then luafs.error(luafs.EEXIST) end
   if flags & luafs.XATTR_REPLACE ~= 0 and not exists then luafs.error(luafs.ENODATA) end
@@ -665,15 +903,16 @@ function fs.setxattr(path, name, value, flags)
 end
 
 function fs.getxattr(path, name)
-  local node = lookup(path)
-  check_xattr(node, name, luafs.R_OK)
+  local ctx = luafs.context()
+  local node = lookup(path, ctx)
+  check_xattr(node, name, R_OK, ctx)
   local value = node.xattrs[name]
   if value == nil then luafs.error(luafs.ENODATA) end
   return value
 end
 
 function fs.listxattr(path)
-  local node = lookup(path)
+  local node = lookup(path, luafs.context())
   local names = {}
   for name in pairs(node.xattrs) do names[#names + 1] = name end
   table.sort(names)
@@ -681,14 +920,17 @@ function fs.listxattr(path)
 end
 
 function fs.removexattr(path, name)
-  local node = lookup(path)
-  check_xattr(node, name, luafs.W_OK)
+  local ctx = luafs.context()
+  local node = lookup(path, ctx)
+  check_xattr(node, name, W_OK, ctx)
   if node.xattrs[name] == nil then luafs.error(luafs.ENODATA) end
   node.xattrs[name] = nil
   changed(node)
 end
 
-root = new_node(S_IFDIR | tonumber("755", 8), 0, 0)
-root.parent = root
+if fresh then
+  store.root = new_node(S_IFDIR | tonumber("755", 8), 0, 0)
+  store.root.parent = store.root
+end
 
 return fs
