@@ -2,8 +2,8 @@
 --
 --   luafs hello.lua /mnt/hello -f        then: cat /mnt/hello/hello
 --
--- A script returns a table of functions, one per operation it answers;
--- operations it leaves out answer ENOSYS. Paths start at the mount's root.
+-- A script returns a table of functions, one per operation it answers; the
+-- others answer ENOSYS, writes included (with -o ro the kernel says EROFS).
 local luafs = require "luafs"
 
 local text = "hello\n"

@@ -560,11 +560,32 @@ function fs.rmdir(path)
   drop_link(node)
 end
 
+--[[ With the kernel's fs.protected_hardlinks on (read once, at load),
+only the owner may link to a file that they could not read and write,
+or that is not a plain regular file; the kernel leaves that check to
+memfs unless the mount has default_permissions. ]]
+local protected_hardlinks
+do
+  local f = io.open("/proc/sys/fs/protected_hardlinks")
+  protected_hardlinks = f ~= nil and f:read("n") == 1
+  if f then f:close() end
+end
+
+local function check_hardlink(node, ctx)
+  if not protected_hardlinks or is_owner(node, ctx) then return end
+  if not is_reg(node) or node.mode & S_ISUID ~= 0
+      or node.mode & (S_ISGID | tonumber("10", 8)) == S_ISGID | tonumber("10", 8)
+      or not permitted(node, R_OK | W_OK, ctx) then
+    luafs.error(luafs.EPERM)
+  end
+end
+
 function fs.link(oldpath, newpath)
   local ctx = luafs.context()
   local node = lookup(oldpath, ctx)
   local dir, name = lookup_parent(newpath, ctx)
   if dir.entries[name] then luafs.error(luafs.EEXIST) end
+  check_hardlink(node, ctx)
   check_dir_write(dir, ctx)
   if is_dir(node) then luafs.error(luafs.EPERM) end
   add_entry(dir, name, node)
