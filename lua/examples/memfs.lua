@@ -274,12 +274,36 @@ end
 --[[ Paths. libfuse hands over absolute paths with symlinks already
 resolved by the kernel; each directory on the way needs search
 permission. These helpers raise luafs.error(errno), which the host
-answers as -errno without logging anything. ]]
+answers as -errno without logging anything.
+
+Walking a path costs time in proportion to its depth, and the calls that
+work in one directory come in runs, so the last directory that root's
+calls reached is remembered with its path, and a path below it is walked
+from there (one above it, up its parents). Only rename and rmdir can move or remove a directory; they
+forget it when it may be the one remembered. Other callers always walk from the root, checking each
+directory on the way. ]]
+local cached_path, cached_dir
+
+local function forget_cached()
+  cached_path, cached_dir = nil, nil
+end
+
 local function lookup(path, ctx)
   if path == nil then luafs.error(luafs.ENOENT) end
-  local node = store.root
+  local node, rest = store.root, path
   local search = ctx.uid ~= 0
-  for name in path:gmatch("[^/]+") do
+  if not search and cached_path then
+    local n, m = #cached_path, #path
+    if path == cached_path then return cached_dir end
+    if m > n and path:byte(n + 1) == 47 and path:sub(1, n) == cached_path then
+      node, rest = cached_dir, path:sub(n + 2)  -- below the remembered directory
+    elseif m > 1 and m < n and cached_path:byte(m + 1) == 47 and cached_path:sub(1, m) == path then
+      node = cached_dir                         -- above it: go up
+      for _ in cached_path:sub(m + 2):gmatch("[^/]+") do node = node.parent end
+      return node
+    end
+  end
+  for name in rest:gmatch("[^/]+") do
     if not is_dir(node) then luafs.error(luafs.ENOTDIR) end
     if search then check_access(node, X_OK, ctx) end
     local child = node.entries[name]
@@ -287,6 +311,9 @@ local function lookup(path, ctx)
       luafs.error(#name > NAME_MAX and luafs.ENAMETOOLONG or luafs.ENOENT)
     end
     node = child
+  end
+  if not search and node ~= store.root and is_dir(node) then
+    cached_path, cached_dir = path, node
   end
   return node
 end
@@ -555,6 +582,7 @@ function fs.rmdir(path)
   if node == nil then luafs.error(luafs.ENOENT) end
   check_remove(dir, node, ctx, true)
   if next(node.entries) ~= nil then luafs.error(luafs.ENOTEMPTY) end
+  if cached_dir == node then forget_cached() end -- (it is empty: nothing below it is cached)
   del_entry(dir, name)
   modified(dir)
   drop_link(node)
@@ -615,6 +643,7 @@ function fs.rename(from, to, flags)
   local node = fdir.entries[fname]
   if node == nil then luafs.error(luafs.ENOENT) end
   local tdir, tname = lookup_parent(to, ctx)
+  forget_cached()
   local target = tdir.entries[tname]
   if target and noreplace then luafs.error(luafs.EEXIST) end
   if exchange and target == nil then luafs.error(luafs.ENOENT) end
