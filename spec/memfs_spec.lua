@@ -196,6 +196,11 @@ describe("memfs.lua", function()
         o.keep = E(sys.fallocate, fd, luafs.FALLOC_FL_KEEP_SIZE, 8 * 4096, 8 * 4096)
         o.after_keep = st()
         o.allocated_is_hole = { sys.lseek(fd, 3 * 4096, SEEK_DATA) or "ENXIO", sys.lseek(fd, 0, SEEK_HOLE) }
+        -- a truncation to the same size frees what lies past the end
+        o.past_end = E(sys.fallocate, fd, luafs.FALLOC_FL_KEEP_SIZE, 20 * 4096, 4096)
+        o.after_past_end = st()
+        o.same_size = E(sys.ftruncate, fd, 8 * 4096)
+        o.after_same_size = st()
         o.punch = E(sys.fallocate, fd, luafs.FALLOC_FL_PUNCH_HOLE | luafs.FALLOC_FL_KEEP_SIZE, 4096, 4096)
         o.punch_part = E(sys.fallocate, fd, luafs.FALLOC_FL_PUNCH_HOLE | luafs.FALLOC_FL_KEEP_SIZE, 2 * 4096 + 10, 20)
         o.after_punch = st()

@@ -432,8 +432,10 @@ local function cut(node, size)
   end
 end
 
+-- Like tmpfs, a truncation that does not grow the file also frees what
+-- fallocate reserved past its end.
 local function resize(node, size)
-  if size < node.size then cut(node, size) end
+  if size <= node.size then cut(node, size) end
   node.size = size
 end
 
