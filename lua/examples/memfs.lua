@@ -15,45 +15,57 @@ real mounts, system call by system call.
 
 The tree survives a hot reload (SIGUSR1, or an edit of this file): it
 lives in luafs.stash, which the new code finds again, and fs.reload
-refuses code whose idea of the tree's format differs, so the old code
-keeps serving then instead of losing the files.
+refuses code whose idea of the tree's layout differs (FORMAT below), so
+that the old code keeps serving then instead of losing the files.
 
 Limits:
   * Everything lives in the tables of one Lua state and is lost at
     unmount. In a pool of states each state would serve a tree of its
     own, so memfs refuses to load when luafs runs more than one state
-    (-o states=N with N > 1); luafs exits with the message.
+    (-o states=N with N > 1): luafs exits with status 2 and the message.
   * Permissions are checked by memfs for every caller, as the kernel
     checks them on tmpfs, with the caller's uid, gid and supplementary
     groups: search permission on every directory of a path, write
     permission on the directories that create, unlink and rename change,
-    the sticky bit, and the rules of chmod, chown and utimens. Root
-    (uid 0) has the powers CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_CHOWN
-    give; capabilities themselves are not seen. Without -o allow_other
-    only the user who mounted may enter the mount at all; with it, add
-    default_permissions to have the kernel check as well.
+    the sticky bit, fs.protected_hardlinks, and the rules of chmod, chown
+    and utimens. Root (uid 0) has the powers of CAP_DAC_OVERRIDE,
+    CAP_FOWNER and CAP_CHOWN; capabilities themselves are not seen.
+    Without -o allow_other only the user who mounted may enter the mount
+    at all; with it, add default_permissions to have the kernel check
+    as well.
   * One relaxation: a caller who may write a file may clear its
     set-user-ID and set-group-ID bits with chmod, since that is how the
     kernel clears them when such a user writes to or truncates the file.
+  * When a chown (or a write by another user) clears set-user-ID or
+    set-group-ID, the kernel's FUSE module sends a mode without the
+    sticky bit too, so a file with the sticky bit and one of those loses
+    all three where tmpfs keeps the sticky bit.
   * The kernel caches no attributes (attr_timeout = 0, set in init): with
     libfuse's high-level API each name of a hard-linked file is a kernel
     inode of its own, and a cached nlink, size or mode of one name would
-    not see a change made through another. The price: fstat() of a file
-    that was unlinked while open fails with ESTALE, because the kernel
-    sends such a getattr without the file handle and libfuse no longer
-    has a path for it; reads and writes through the descriptor work.
+    not see a change made through another. The price: fstat(), and
+    lseek() with SEEK_DATA or SEEK_HOLE, on a file that was unlinked
+    while open fail with ESTALE, because libfuse no longer has a path for
+    it; reads, writes and ftruncate through the descriptor work.
   * statfs reports a fixed size of 16 GiB and 1 Mi inodes, counted like
     tmpfs counts them (a page per 4 KiB page of data or long symlink, an
     inode per directory and per name of anything else), but writes do
     not enforce it: there is no ENOSPC.
   * Access times always follow relatime, whatever the mount options say:
     a read, readdir or readlink sets atime only when it is not newer than
-    mtime or ctime, or is more than a day old.
+    mtime or ctime, or is more than a day old. A read that starts at or
+    past the end of the file never reaches memfs (the kernel answers it),
+    so it sets no atime, where tmpfs sets one.
+  * The kernel answers SEEK_DATA and SEEK_HOLE on a directory itself.
   * Device nodes are stored, but FUSE mounts are nodev unless root mounts
     with -o dev, so opening one fails with EACCES where tmpfs opens it.
   * No POSIX ACLs (the kernel answers EOPNOTSUPP for system.posix_acl_*),
     no limit on the total size of extended attributes, no locks beyond
     the kernel's local ones.
+  * Cost: file data sits in Lua strings of 64 KiB, so a small write into
+    the middle of a file copies the 64 KiB around it; a path is walked
+    from the root at every call (root's calls start from the directory
+    they reached last), so calls cost time in proportion to the depth.
 ]]
 
 local luafs = require "luafs"
