@@ -237,6 +237,9 @@ local function suite(label, script, opts, adjust, allowed_log)
         o.seek_data_end = R(sys.lseek, fd, MAX - 1, luafs.SEEK_DATA)
         o.seek_end = R(sys.lseek, fd, 0, luafs.SEEK_END)
         o.fallocate_past = E(sys.fallocate, fd, 0, MAX, 1)
+        o.fallocate_huge = E(sys.fallocate, fd, luafs.FALLOC_FL_KEEP_SIZE, 1 << 40, 1 << 40)
+        o.punch_huge = E(sys.fallocate, fd, luafs.FALLOC_FL_PUNCH_HOLE | luafs.FALLOC_FL_KEEP_SIZE,
+          1 << 40, MAX - (1 << 41))
         o.truncate_max = E(sys.ftruncate, fd, MAX)
         o.truncate_down = E(sys.ftruncate, fd, MAX - 4096)
         o.after_down = { sys.fstat(fd).size, sys.fstat(fd).blocks, R(sys.pread, fd, 10, MAX - 4100) }

@@ -49,8 +49,8 @@ Limits:
     it; reads, writes and ftruncate through the descriptor work.
   * statfs reports a fixed size of 16 GiB and 1 Mi inodes, counted like
     tmpfs counts them (a page per 4 KiB page of data or long symlink, an
-    inode per directory and per name of anything else), but writes do
-    not enforce it: there is no ENOSPC.
+    inode per directory and per name of anything else). Only fallocate
+    keeps to it (ENOSPC); writes, creates and links do not.
   * Access times always follow relatime, whatever the mount options say:
     a read, readdir or readlink sets atime only when it is not newer than
     mtime or ctime, or is more than a day old. A read that starts at or
@@ -183,10 +183,11 @@ end
 
 -- A node dies when no name and no open handle refers to it any more.
 local function maybe_free(node)
-  if node.nlink == 0 and node.opens == 0 and node.xattrs then
+  if node.nlink == 0 and node.opens == 0 and not node.freed then
+    node.freed = true
     add_blocks(node, -(node.blocks // SECTORS))
     store.inodes = store.inodes - 1
-    node.chunks, node.pages, node.xattrs = {}, {}, nil
+    node.chunks, node.pages, node.xattrs = nil, nil, nil
   end
 end
 
@@ -291,9 +292,10 @@ answers as -errno without logging anything.
 Walking a path costs time in proportion to its depth, and the calls that
 work in one directory come in runs, so the last directory that root's
 calls reached is remembered with its path, and a path below it is walked
-from there (one above it, up its parents). Only rename and rmdir can move or remove a directory; they
-forget it when it may be the one remembered. Other callers always walk from the root, checking each
-directory on the way. ]]
+from there (one above it, up its parents). Only rename and rmdir can move
+or remove a directory; they forget it when it may be the one remembered.
+Other callers always walk from the root, checking each directory on the
+way. ]]
 local cached_path, cached_dir
 
 local function forget_cached()
@@ -460,19 +462,14 @@ local function punch(node, offset, len)
   for p in pairs(node.pages) do
     if p >= first and p <= last then set_page(node, p, nil) end
   end
-  local i = offset // CHUNK
-  while i * CHUNK < math.min(stop, node.size) do
-    local chunk = node.chunks[i]
-    if chunk then
-      local base = i * CHUNK
-      local from, to = math.max(offset - base, 0), math.min(stop - base, #chunk)
-      if from == 0 and to >= #chunk then
-        set_chunk(node, i, nil)
-      elseif from < to then
-        set_chunk(node, i, chunk:sub(1, from) .. zeros(to - from) .. chunk:sub(to + 1))
-      end
+  for i, chunk in pairs(node.chunks) do
+    local base = i * CHUNK
+    local from, to = math.max(offset - base, 0), math.min(stop - base, #chunk)
+    if from == 0 and to >= #chunk then
+      set_chunk(node, i, nil)
+    elseif from < to then
+      set_chunk(node, i, chunk:sub(1, from) .. zeros(to - from) .. chunk:sub(to + 1))
     end
-    i = i + 1
   end
 end
 
@@ -847,8 +844,9 @@ end
 
 --[[ fallocate: tmpfs's modes. Plain and FALLOC_FL_KEEP_SIZE reserve
 pages (st_blocks grows, the range still reads as zeros and counts as a
-hole for SEEK_DATA); FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE, which the
-kernel insists on) zeroes the range and frees its whole pages. ]]
+hole for SEEK_DATA), and answer ENOSPC when the range has more pages
+than statfs says are free; FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE, which
+the kernel insists on) zeroes the range and frees its whole pages. ]]
 function fs.fallocate(path, mode, offset, len, fi)
   local node = node_of(path, fi, luafs.context())
   if not is_reg(node) then luafs.error(luafs.ENODEV) end
@@ -862,7 +860,9 @@ function fs.fallocate(path, mode, offset, len, fi)
     return
   end
   if mode & ~luafs.FALLOC_FL_KEEP_SIZE ~= 0 then luafs.error(luafs.EOPNOTSUPP) end
-  for p = offset // PAGE, (offset + len - 1) // PAGE do
+  local first, last = offset // PAGE, (offset + len - 1) // PAGE
+  if last - first >= TOTAL_PAGES - store.pages then luafs.error(luafs.ENOSPC) end
+  for p = first, last do
     if node.pages[p] == nil then set_page(node, p, ALLOCATED) end
   end
   if not keep and offset + len > node.size then
