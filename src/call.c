@@ -57,7 +57,10 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 	}
 	if (lua_toboolean(L, first) || n < 2 || lua_isnil(L, first + 1))
 		return 0;
-	e = n >= 3 ? lua_tointegerx(L, first + 2, &isint) : (isint = 0);
+	/* lua_tointegerx alone would also take the string "13". */
+	isint = 0;
+	e = n >= 3 && lua_type(L, first + 2) == LUA_TNUMBER ?
+	    lua_tointegerx(L, first + 2, &isint) : 0;
 	if (!isint || !luafs_valid_errno(e))
 		luaL_error(L, "failed without an errno: %s",
 			   luaL_tolstring(L, first + 1, NULL));
@@ -245,7 +248,8 @@ int luafs_call(struct luafs_call *c)
 	} else if (luafs_is_error(L, -1, &e)) {
 		c->result = -e;
 	} else if (status != LUA_OK) {
-		log_error(c, lua_tostring(L, -1));
+		log_error(c, lua_type(L, -1) == LUA_TSTRING ?
+			  lua_tostring(L, -1) : "(no error message)");
 		c->result = -EIO;
 	}
 	lua_settop(L, top);

@@ -93,6 +93,21 @@ static int fileinfo_newindex(lua_State *L)
 	unsigned int on = lua_toboolean(L, 3);
 
 	if (field == F_FH) {
+		enum luafs_op op = luafs_current->op;
+
+		/*
+		 * Later calls get the fh that the kernel keeps from open,
+		 * create or opendir.  Elsewhere a new handle would never come
+		 * back, and dropping one would leave the kernel holding a
+		 * reference that a later handle reuses; release drops it
+		 * anyway.
+		 */
+		if (!u->writable && op != OP_release && op != OP_releasedir &&
+		    (fi->fh == 0 || lua_isnoneornil(L, 3)))
+			return luaL_error(L, "luafs.FileInfo: fi.fh can only be "
+					  "replaced here, by a value that is "
+					  "not nil; a file gets its handle in "
+					  "open, create or opendir");
 		luafs_handle_set(L, luafs_current->st, fi, 3);
 		return 0;
 	}

@@ -30,6 +30,16 @@ static struct fuse_context *check_context(lua_State *L, const char *fn)
 	return ctx;
 }
 
+/*
+ * init and destroy answer no request: libfuse has no caller to ask about
+ * then, and its fuse_getgroups and fuse_interrupted would dereference a
+ * NULL request.
+ */
+static int has_request(void)
+{
+	return luafs_current->op != OP_init && luafs_current->op != OP_destroy;
+}
+
 void luafs_set_private(lua_State *L, int idx)
 {
 	lua_pushvalue(L, idx);
@@ -47,8 +57,14 @@ void luafs_push_private(lua_State *L)
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &private_key);
 }
 
+/*
+ * Whether the value at idx is a luafs.error object with a valid errno.
+ * Its fields are a plain table's, so a script could have changed errno;
+ * one that is no errno any more makes it an ordinary error (EIO).
+ */
 int luafs_is_error(lua_State *L, int idx, int *err)
 {
+	lua_Integer e;
 	int is;
 
 	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
@@ -59,8 +75,11 @@ int luafs_is_error(lua_State *L, int idx, int *err)
 	if (!is)
 		return 0;
 	lua_getfield(L, idx, "errno");
-	*err = (int)lua_tointeger(L, -1);
+	e = lua_tointegerx(L, -1, &is);
 	lua_pop(L, 1);
+	if (!is || !luafs_valid_errno(e))
+		return 0;
+	*err = (int)e;
 	return 1;
 }
 
@@ -88,11 +107,14 @@ static int l_error(lua_State *L)
 
 static int error_tostring(lua_State *L)
 {
-	int e = 0;
+	const char *msg, *e;
 
-	luafs_is_error(L, 1, &e);
+	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_getfield(L, 1, "message");
-	lua_pushfstring(L, "%s (errno %d)", lua_tostring(L, -1), e);
+	lua_getfield(L, 1, "errno");
+	msg = luaL_tolstring(L, 2, NULL);
+	e = luaL_tolstring(L, 3, NULL);
+	lua_pushfstring(L, "%s (errno %s)", msg, e);
 	return 1;
 }
 
@@ -122,9 +144,15 @@ static int l_groups(lua_State *L)
 	int n, i;
 
 	check_context(L, "groups");
+	if (!has_request()) {
+		lua_newtable(L);
+		return 1;
+	}
 	n = fuse_getgroups(256, groups);
-	if (n < 0)
-		return luaL_fileresult(L, 0, "groups");
+	if (n < 0) {
+		errno = -n;
+		return luaL_fileresult(L, 0, "luafs.groups");
+	}
 	if (n > 256)
 		n = 256;
 	lua_createtable(L, n, 0);
@@ -139,7 +167,7 @@ static int l_groups(lua_State *L)
 static int l_interrupted(lua_State *L)
 {
 	check_context(L, "interrupted");
-	lua_pushboolean(L, fuse_interrupted());
+	lua_pushboolean(L, has_request() && fuse_interrupted());
 	return 1;
 }
 
@@ -186,6 +214,9 @@ int luaopen_luafs(lua_State *L)
 	if (luaL_newmetatable(L, ERROR_MT)) {
 		lua_pushcfunction(L, error_tostring);
 		lua_setfield(L, -2, "__tostring");
+		/* Nobody else may make error objects: they skip the log. */
+		lua_pushliteral(L, ERROR_MT);
+		lua_setfield(L, -2, "__metatable");
 	}
 	lua_pop(L, 1);
 	luaL_newlib(L, module_funcs);

@@ -96,9 +96,12 @@ static int push_p_s_n1(lua_State *L, struct luafs_call *c)
 static lua_Integer take_count(lua_State *L, struct luafs_call *c, int idx,
 			      lua_Integer max)
 {
-	int isint;
-	lua_Integer n = lua_tointegerx(L, idx, &isint);
+	int isint = 0;
+	lua_Integer n = 0;
 
+	/* Numbers only: lua_tointegerx alone would also take "12". */
+	if (lua_type(L, idx) == LUA_TNUMBER)
+		n = lua_tointegerx(L, idx, &isint);
 	if (!isint)
 		luaL_error(L, "%s must return an integer, got %s",
 			   luafs_op_names[c->op], luaL_typename(L, idx));
@@ -122,11 +125,23 @@ static const char *take_string(lua_State *L, struct luafs_call *c, int idx,
 
 /* getattr */
 
+/*
+ * The kernel marks an inode bad for good when getattr gives it no valid
+ * file type, so that is an error here, with a log line.
+ */
 static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
 {
+	struct stat *st = c->arg;
+
 	(void)n;
-	luafs_check_stat(L, first, c->arg);
-	return 0;
+	luafs_check_stat(L, first, st);
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
+	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+		return 0;
+	}
+	return luaL_error(L, "stat field 'mode' (0%o) has no file type such "
+			  "as luafs.S_IFREG", (unsigned)st->st_mode);
 }
 
 static int op_getattr(const char *path, struct stat *st,
@@ -523,6 +538,8 @@ struct readdir_args {
 	fuse_fill_dir_t filler;
 	off_t offset;
 	enum fuse_readdir_flags flags;
+	lua_Integer count;	/* entries so far */
+	int paged;		/* the first entry had an offset */
 };
 
 static int push_readdir(lua_State *L, struct luafs_call *c)
@@ -536,6 +553,30 @@ static int push_readdir(lua_State *L, struct luafs_call *c)
 	return 4;
 }
 
+/*
+ * The kernel refuses a whole listing, without saying why, for one name
+ * that is empty or holds a '/', and libfuse for entries that mix the two
+ * modes; a zero byte would cut the name short.  Each is an error here.
+ */
+static const char *check_name(lua_State *L, struct readdir_args *a, int idx,
+			      int has_offset)
+{
+	size_t len;
+	const char *name = lua_tolstring(L, idx, &len);
+
+	if (len == 0 || memchr(name, '/', len) || memchr(name, 0, len))
+		luaL_error(L, "readdir: entry %I: %s", a->count + 1,
+			   len == 0 ? "an empty name" :
+			   "a name with a '/' or a zero byte");
+	if (a->count++ == 0)
+		a->paged = has_offset;
+	else if (a->paged != has_offset)
+		luaL_error(L, "readdir: entry %I ('%s') %s an offset, unlike "
+			   "the first: entries have offsets all or none",
+			   a->count, name, has_offset ? "has" : "has no");
+	return name;
+}
+
 /* Fills one entry; returns 1 when the kernel's buffer is full. */
 static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
 {
@@ -547,28 +588,36 @@ static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
 
 	idx = lua_absindex(L, idx);
 	if (lua_type(L, idx) == LUA_TSTRING)
-		return a->filler(a->buf, lua_tostring(L, idx), NULL, 0, 0);
+		return a->filler(a->buf, check_name(L, a, idx, 0), NULL, 0, 0);
 	if (!lua_istable(L, idx))
-		luaL_error(L, "readdir: an entry must be a name or a table, "
-			   "got %s", luaL_typename(L, idx));
-	lua_getfield(L, idx, "name");
-	name = lua_tostring(L, -1);
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "readdir: entry without a string 'name'");
+		luaL_error(L, "readdir: entry %I must be a name or a table, "
+			   "got %s", a->count + 1, luaL_typename(L, idx));
+	if (lua_getfield(L, idx, "name") != LUA_TSTRING)
+		luaL_error(L, "readdir: entry %I has no string 'name'",
+			   a->count + 1);
 	if (lua_getfield(L, idx, "stat") != LUA_TNIL) {
 		luafs_check_stat(L, -1, &st);
+		/*
+		 * With use_ino, libfuse passes st_ino on as d_ino, and
+		 * readdir(3) hides an entry whose d_ino is 0: a stat table
+		 * without an ino gets the number libfuse uses for unknown.
+		 */
+		if (st.st_ino == 0)
+			st.st_ino = 0xffffffff;
 		stp = &st;
 		if (a->flags & FUSE_READDIR_PLUS)
 			fill = FUSE_FILL_DIR_PLUS;
 	}
 	if (lua_getfield(L, idx, "offset") != LUA_TNIL) {
-		int isint;
+		int isint = 0;
 
-		off = lua_tointegerx(L, -1, &isint);
+		if (lua_type(L, -1) == LUA_TNUMBER)
+			off = lua_tointegerx(L, -1, &isint);
 		if (!isint || off <= 0)
-			luaL_error(L, "readdir: entry '%s' has an offset that "
-				   "is not a positive integer", name);
+			luaL_error(L, "readdir: entry %I has an offset that is "
+				   "not a positive integer", a->count + 1);
 	}
+	name = check_name(L, a, -3, off != 0);
 	full = a->filler(a->buf, name, stp, (off_t)off, fill);
 	lua_pop(L, 3);
 	return full;
@@ -607,7 +656,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      off_t offset, struct fuse_file_info *fi,
 		      enum fuse_readdir_flags flags)
 {
-	struct readdir_args a = { buf, filler, offset, flags };
+	struct readdir_args a = { buf, filler, offset, flags, 0, 0 };
 
 	return call_path(OP_readdir, path, fi, push_readdir, take_readdir, &a);
 }
@@ -657,8 +706,12 @@ static int take_lock(lua_State *L, struct luafs_call *c, int first, int n)
 {
 	struct flock *lk = ARGS(c)->out;
 
-	if (ARGS(c)->n1 != F_GETLK || n == 0 || !lua_istable(L, first))
+	(void)n;
+	if (ARGS(c)->n1 != F_GETLK)
 		return 0;
+	if (!lua_istable(L, first))
+		luaL_error(L, "lock must return a lock table for F_GETLK, "
+			   "got %s", luaL_typename(L, first));
 	lk->l_type = (short)lock_field(L, first, "type");
 	lk->l_whence = (short)lock_field(L, first, "whence");
 	lk->l_start = (off_t)lock_field(L, first, "start");
