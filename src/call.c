@@ -179,17 +179,26 @@ static long long now_us(void)
  * -o call_timeout: a count hook checks the deadline every few thousand
  * instructions, cheap enough to leave on, and stops a callback that runs
  * too long; the request answers ETIMEDOUT and the state stays usable.
- * It cannot stop a blocking system call, only Lua code.
+ * Past the deadline the hook fires at every instruction of whichever
+ * thread of the state runs (coroutines inherit it), so a pcall that
+ * catches the error returns to code that raises it again at once, and the
+ * error leaves the callback.  It cannot stop a blocking system call, only
+ * Lua code.
  */
 static __thread long long deadline_us;
 
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	if (now_us() < deadline_us)
+	/* A coroutine kept from a callback may run when no call does. */
+	if (luafs_current == NULL)
 		return;
-	lua_sethook(L, NULL, 0, 0);
-	luafs_current->timed_out = 1;
+	if (!luafs_current->timed_out) {
+		if (now_us() < deadline_us)
+			return;
+		luafs_current->timed_out = 1;
+	}
+	lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
 	luaL_error(L, "timed out after %f s (-o call_timeout)",
 		   luafs_host.call_timeout);
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -1026,6 +1027,37 @@ static int take_init(lua_State *L, struct luafs_call *c, int first, int n)
 	return 0;
 }
 
+static void on_intr_signal(int sig)
+{
+	(void)sig;	/* there only to make a blocking system call return */
+}
+
+/*
+ * With cfg.intr, libfuse signals the thread of an interrupted request with
+ * cfg.intr_signal, SIGUSR1 by default, which luafs keeps for reloading;
+ * and set in init rather than on the command line, no handler is in place
+ * for it.  So luafs takes SIGUSR2 instead of a signal it uses itself, and
+ * gives an unhandled one a handler that does nothing.
+ */
+static void setup_intr(struct fuse_config *cfg)
+{
+	struct sigaction sa, old;
+
+	if (!cfg->intr)
+		return;
+	switch (cfg->intr_signal) {
+	case SIGUSR1: case SIGINT: case SIGTERM: case SIGHUP: case SIGPIPE:
+		cfg->intr_signal = SIGUSR2;
+	}
+	if (sigaction(cfg->intr_signal, NULL, &old) != 0 ||
+	    (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_intr_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(cfg->intr_signal, &sa, NULL);
+}
+
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct args a = { .data = (const char *)conn, .out = cfg };
@@ -1045,6 +1077,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 			break;
 		}
 	}
+	setup_intr(cfg);
 	luafs_host_started();
 	return NULL;
 }

@@ -792,11 +792,12 @@ void luafs_state_release(struct luafs_state *s)
  * Raises an error in whatever Lua code runs next, so that a callback stuck
  * in a loop gives up its thread when the host is told to unmount.  Only
  * lua_sethook, which is safe in a signal handler (lua.c does the same).
+ * The hook stays until luafs_pool_uninterrupt, so that a loop that catches
+ * errors with pcall cannot keep its thread either.
  */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	lua_sethook(L, NULL, 0, 0);
 	luaL_error(L, "interrupted: luafs is unmounting");
 }
 
