@@ -59,6 +59,11 @@ describe("-o call_timeout", function()
     end
   end)
 
+  it("stops a loop inside a coroutine", function()
+    assert.are.equal("ETIMEDOUT", read(fs, "spin_co"))
+    assert.are.equal("ok\n", read(fs, "ok"))
+  end)
+
   it("stops any operation, getattr too", function()
     local before = #fs:log()
     assert.are.equal("ETIMEDOUT", E(sys.lstat, fs:path("spin_attr")))
