@@ -1046,7 +1046,8 @@ static void setup_intr(struct fuse_config *cfg)
 	if (!cfg->intr)
 		return;
 	switch (cfg->intr_signal) {
-	case SIGUSR1: case SIGINT: case SIGTERM: case SIGHUP: case SIGPIPE:
+	case SIGUSR1: case SIGINT: case SIGTERM: case SIGHUP: case SIGALRM:
+	case SIGPIPE:
 		cfg->intr_signal = SIGUSR2;
 	}
 	if (sigaction(cfg->intr_signal, NULL, &old) != 0 ||
