@@ -238,9 +238,13 @@ end
 
 --- The host's exit status, or nil while it runs.
 function Mount:status()
-  local s = read_all(self._dir .. "/status")
+  local path = self._dir .. "/status"
+  local s = read_all(path)
   if s then return tonumber(s:match("%d+")) end
   if not alive(self.pid) and not alive(self._wrapper) then
+    -- the wrapper may have written the status and exited since the read
+    s = read_all(path)
+    if s then return tonumber(s:match("%d+")) end
     return -1 -- exited, status unknown
   end
   return nil
