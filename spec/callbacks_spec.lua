@@ -491,8 +491,10 @@ describe("callbacks", function()
     end)
   end)
 
-  describe("file handles", function()
-    local fs = testing.mounted(H.fixture("cb_handles.lua"), { once = true })
+  -- portable: integer handles are kept in fi->fh and served by any state
+  for _, mode in ipairs { "bound", "portable" } do
+  describe("file handles (" .. mode .. ")", function()
+    local fs = testing.mounted(H.fixture("cb_handles.lua"), { once = true, args = { mode } })
     setup(function() patient(fs) end)
 
     local function stats()
@@ -517,7 +519,7 @@ describe("callbacks", function()
       "lseek", "copy_file_range", "flush", "release" }
 
     for _, kind in ipairs { "table", "closure", "int", "zero", "string", "false", "float", "assigned",
-                            "both", "replaced", "dropped" } do
+                            "both", "replaced", "dropped", "bigint", "negint" } do
       it("come back identical in every later call: " .. kind, function()
         local rel = "h/" .. kind .. "/1"
         local fd = H.check(sys.open(fs:path(rel), O_RDWR))
@@ -594,6 +596,7 @@ describe("callbacks", function()
     it("are dropped at release, and when an open fails after storing one", function() cycles(100) end)
     it("do not leak over 10 000 open and close cycles #slow", function() cycles(10000 // 7) end)
   end)
+  end
 
   describe("luafs.context()", function()
     local outdir = H.temp_dir()

@@ -50,14 +50,13 @@ describe("stress-ng in passthrough.lua", function()
     local dir = fs:path("stress")
     H.check(sys.mkdir(dir))
     -- Stressors that only use --temp-path (getdent reads /proc, /sys and
-    -- /tmp, where other mounts may hang it). lockf is left out: its two
-    -- processes share one open file, so both lock calls go to one Lua
-    -- state, where a waiter blocks the holder's unlock (see "Locks" in
-    -- passthrough.lua); lockofd and flock run.
+    -- /tmp, where other mounts may hang it). lockf's two processes share
+    -- one open file and wait for each other's record locks: its handle is
+    -- portable, so the holder's unlock never waits for the waiter's state.
     stress(dir, {
       hdd = "2 --hdd-bytes 4m", seek = "1 --seek-size 16m", dir = "1", dirdeep = "1",
       rename = "1", link = "1", symlink = "1", fallocate = "1 --fallocate-bytes 8m",
-      flock = "1", lockofd = "1", dentry = "1", chmod = "1", utime = "1", filename = "1",
+      flock = "1", lockf = "1", lockofd = "1", dentry = "1", chmod = "1", utime = "1", filename = "1",
       mknod = "1", fstat = "1 --fstat-dir " .. q(dir), ["copy-file"] = "1",
       ["sync-file"] = "1 --sync-file-bytes 8m",
     }, "--timeout 6s")

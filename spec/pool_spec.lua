@@ -2,6 +2,7 @@
 -- mounts of spec/fixtures/pool_fs.lua, with the threads of a small C client
 -- (spec/fixtures/pool_client.c, compiled into a temporary directory).
 local H = require "spec.helpers"
+local system = require "system"
 
 local testing, luafs = H.testing, H.luafs
 local q = H.quote
@@ -137,6 +138,42 @@ describe("a pool of states", function()
     -- release ran in the same state, with the same table
     assert.are.equal(id .. " 1000\n", H.read(m:path("released")))
     assert.are.equal(0, stats(m).overlaps)
+  end)
+
+  -- One descriptor, four threads reading it at once, each read 200 ms.
+  local function shared_reads(mode)
+    m = testing.mount(H.fixture("pool_portable.lua"), { args = { mode } })
+    local t0 = system.monotime()
+    local lines = run("shared-fd", m:path("slow"), "4", "4")
+    local ms = math.floor((system.monotime() - t0) * 1000)
+    assert.are.equal("errors 0", lines[#lines])
+    local states, handles = {}, {}
+    for i = 1, #lines - 1 do
+      local st, fh = lines[i]:match("^state=(%d) fh=(%d+)$")
+      assert(st, "read " .. i .. ": " .. lines[i])
+      states[st], handles[fh] = true, true
+    end
+    local released = H.read(m:path("ids"))
+    m:unmount()
+    m = nil
+    local n = 0
+    for _ in pairs(states) do n = n + 1 end
+    local fh = next(handles)
+    assert.is_nil(next(handles, fh), "more than one handle value")
+    return n, ms, fh, released
+  end
+
+  it("serves a portable integer handle from any state, a bound one from its own", function()
+    local n, ms, fh, released = shared_reads("portable")
+    print(("# 4 reads of one portable handle: %d states, %d ms"):format(n, ms))
+    assert.is_true(n > 1, "one state served every read")
+    assert.is_true(ms < 700, "portable handle: " .. ms .. " ms")
+    assert.are.equal(fh .. "\n", released)
+    n, ms, fh, released = shared_reads("bound")
+    print(("# 4 reads of one bound handle: %d states, %d ms"):format(n, ms))
+    assert.are.equal(1, n)
+    assert.is_true(ms >= 790, "bound handle: " .. ms .. " ms")
+    assert.are.equal(fh .. "\n", released)
   end)
 
   it("spreads files opened together over the states, each served by its own", function()

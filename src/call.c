@@ -219,8 +219,8 @@ int luafs_call(struct luafs_call *c)
 	lua_State *L;
 	int top, status, e;
 
-	if (c->pin == 0 && c->fi != NULL && c->fi->fh != 0)
-		c->pin = 1 + (int)(c->fi->fh & LUAFS_FH_INDEX_MASK);
+	if (c->pin == 0)
+		c->pin = 1 + luafs_handle_state(c->fi);
 	c->st = luafs_state_acquire(c->pin - 1, caller_tid());
 	if (c->st == NULL) {
 		luafs_log(LOG_ERR, "%s %s: a callback accessed its own mount "

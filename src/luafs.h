@@ -51,6 +51,8 @@ struct luafs_state {
 	int busy;		/* checked out by a request */
 	pid_t owner;		/* thread that checked it out, or 0 */
 	int nhandles;		/* open handles, to spread new ones */
+	int portable;		/* integer handles are kept in fh itself */
+	int next_portable;
 	struct luafs_memory *mem;	/* the allocator's account */
 	int wanted_states;	/* the script's "states" field, or 0 */
 };
@@ -163,13 +165,8 @@ void luafs_poll_unref(struct luafs_poll *p);
 void luafs_invalidate_open(lua_State *L, int module);
 void luafs_invalidate_stop(void);
 
-/*
- * handles.c: file handles that are any Lua value, kept until release.
- * fi->fh holds the handle's reference in its state's handle table in the
- * high bits and the state's pool index in the low bits; 0 is no handle.
- */
-#define LUAFS_FH_INDEX_BITS 16
-#define LUAFS_FH_INDEX_MASK ((1u << LUAFS_FH_INDEX_BITS) - 1)
+/* handles.c: file handles that are any Lua value, kept until release. */
+int luafs_handle_state(const struct fuse_file_info *fi);
 void luafs_handle_set(lua_State *L, struct luafs_state *s,
 		      struct fuse_file_info *fi, int idx);
 void luafs_handle_push(lua_State *L, struct luafs_state *s,

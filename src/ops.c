@@ -803,17 +803,20 @@ static ssize_t op_copy_file_range(const char *path_in,
 {
 	struct copy_args a = { path_out, fi_out, off_in, off_out,
 			       len > INT32_MAX ? INT32_MAX : len, flags };
+	int in = luafs_handle_state(fi_in), out = luafs_handle_state(fi_out);
+	struct luafs_call c = {
+		.op = OP_copy_file_range, .path = path_in, .fi = fi_in,
+		.push = push_copy, .take = take_copy, .arg = &a,
+		.pin = 1 + (in >= 0 ? in : out),
+	};
 
 	/*
-	 * Two handles served by different states cannot meet in one; the
+	 * Two handles held by different states cannot meet in one; the
 	 * kernel answers EXDEV by copying through read and write itself.
 	 */
-	if (fi_in != NULL && fi_out != NULL && fi_in->fh != 0 &&
-	    fi_out->fh != 0 && (fi_in->fh & LUAFS_FH_INDEX_MASK) !=
-	    (fi_out->fh & LUAFS_FH_INDEX_MASK))
+	if (in >= 0 && out >= 0 && in != out)
 		return -EXDEV;
-	return call_path(OP_copy_file_range, path_in, fi_in, push_copy,
-			 take_copy, &a);
+	return luafs_call(&c);
 }
 
 static int push_lseek(lua_State *L, struct luafs_call *c)

@@ -29,15 +29,25 @@ const char *const luafs_op_names[OP_COUNT] = {
  * Keys of the returned table that are not operations: "states" asks for a
  * pool size, "check" is a self-test run before the code serves, and
  * "reload(old)" receives the previous table when the code is reloaded.
+ * "portable_handles" says integer handles may be served by any state.
  * Keys that start with '_' are the script's own data, for reload(old).
  */
-static int config_key(lua_State *L, struct luafs_state *s, const char *name)
+static int config_key(lua_State *L, struct luafs_state *s, const char *name,
+		      int *portable)
 {
 	lua_Integer n;
 	int isint;
 
 	if (name[0] == '_')
 		return 1;
+	if (strcmp(name, "portable_handles") == 0) {
+		if (!lua_isboolean(L, -1))
+			luaL_error(L, "%s: 'portable_handles' must be a "
+				   "boolean, got %s", luafs_host.script,
+				   luaL_typename(L, -1));
+		*portable = lua_toboolean(L, -1);
+		return 1;
+	}
 
 	if (strcmp(name, "check") == 0 || strcmp(name, "reload") == 0) {
 		if (!lua_isfunction(L, -1))
@@ -195,9 +205,11 @@ static int restore_script_modules(lua_State *L)
 /* Checks the table the script returned and resolves its functions. */
 static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 {
+	int *portable = ops == s->ops ? &s->portable : &s->next_portable;
 	const char *name;
 	int op;
 
+	*portable = 0;
 	lua_pushnil(L);
 	while (lua_next(L, t) != 0) {
 		if (lua_type(L, -2) != LUA_TSTRING) {
@@ -211,7 +223,7 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 		}
 		name = lua_tostring(L, -2);
 		op = op_index(name);
-		if (op < 0 && config_key(L, s, name)) {
+		if (op < 0 && config_key(L, s, name, portable)) {
 			lua_pop(L, 1);
 			continue;
 		}
@@ -508,6 +520,7 @@ static void switch_code(struct luafs_state *s)
 	}
 	s->table = s->next_table;
 	s->next_table = LUA_NOREF;
+	s->portable = s->next_portable;
 	s->generation = s->next_generation;
 	s->next_generation = 0;
 	set_generation(s->L, s->generation);

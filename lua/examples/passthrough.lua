@@ -65,15 +65,13 @@ Locks:
     holds its Lua state meanwhile, so the script asks for a pool of STATES
     states (below); with -s, or with -o states=1, a waiter blocks every
     other request, the holder's unlock included, until it is interrupted.
-    A waiter also waits for its own state: every call on an open file is
-    served by the state that opened it, so while a lock waits, the other
-    calls on that open file wait too, and so do those on any other open
-    file the same state serves. When the holder's unlock is one of them,
-    both wait until the waiter is interrupted. Handles are spread over the
-    least busy states, which makes this rare for files opened separately;
-    processes that share one open file (a parent and its child after
-    fork(2), say) and contend for record locks on it always meet it
-    (stress-ng's lockf stressor does).
+    File handles are descriptors, which mean the same in every state, so
+    the script sets portable_handles: any free state serves any call on an
+    open file, and a waiter holds up nobody but itself, also when processes
+    share one open file (a parent and its child after fork(2)). With more
+    waiters than STATES - 1, the rest of the requests wait for one of them
+    to be granted or interrupted. A directory handle is a table (a stream),
+    so the state that opened a directory serves its readdir calls.
 
 Limits:
   * Permissions are those of the host: access(2) and opens are checked with
@@ -196,7 +194,8 @@ local function with_proc(name, f, ...)
   return table.unpack(r, 1, r.n)
 end
 
-local fs = { states = STATES }
+-- Descriptors as handles: any state may serve any open file.
+local fs = { states = STATES, portable_handles = true }
 
 function fs.init(conn, cfg)
   cfg.use_ino = true
