@@ -18,18 +18,6 @@ local script, mode = ...
 assert(script and (mode == "nocache" or mode == "cache" or mode == "script"),
   "usage: cachemode.lua ... -- SCRIPT nocache|cache|script [args]")
 
---[[ Work-around, applied only while the host has the bug: BufVec.fd(fd,
-size, pos) without its optional 4th argument (flags) fails with "bad
-argument #4 to 'fd' (number expected, got luafs.BufVec)", because
-src/bufvec.c reads argument 4 after pushing the new userdata there. ]]
-local BufVec = luafs.BufVec
-if BufVec and not pcall(BufVec.fd, 0, 0, 0) then
-  io.stderr:write("cachemode.lua: luafs.BufVec.fd(fd, size, pos) is broken ",
-    "in this host (src/bufvec.c); passing flags 0 explicitly\n")
-  local fd = BufVec.fd
-  BufVec.fd = function(f, size, pos, flags) return fd(f, size, pos, flags or 0) end
-end
-
 local fs = assert(loadfile(script))(select(3, ...))
 assert(type(fs) == "table", script .. " did not return an operations table")
 
