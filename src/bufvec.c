@@ -19,6 +19,15 @@
 
 #define BUFVEC_MT "luafs.BufVec"
 
+/* The metatable by address: one is made for every read_buf and write_buf. */
+static const char bufvec_mt_key;
+
+static void set_bufvec_mt(lua_State *L)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
+	lua_setmetatable(L, -2);
+}
+
 struct bufvec {
 	struct fuse_bufvec *bv;	/* first: cleared by luafs_borrow's expiry */
 	int owned;		/* bv and its memory were allocated here */
@@ -63,7 +72,7 @@ static struct bufvec *new_owned(lua_State *L, size_t size)
 
 	u->bv = NULL;
 	u->owned = 1;
-	luaL_setmetatable(L, BUFVEC_MT);
+	set_bufvec_mt(L);
 	u->bv = calloc(1, sizeof(*u->bv));
 	if (u->bv == NULL)
 		luaL_error(L, "out of memory");
@@ -298,7 +307,7 @@ void luafs_bufvec_open(lua_State *L)
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);
 	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
 	luaL_newlib(L, constructors);
 }
 
@@ -308,7 +317,7 @@ void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv)
 
 	u->bv = bv;
 	u->owned = 0;
-	luaL_setmetatable(L, BUFVEC_MT);
+	set_bufvec_mt(L);
 	luafs_borrow(L, -1);
 }
 

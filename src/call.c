@@ -78,9 +78,10 @@ static int protected_call(lua_State *L)
 		c->result = -ENOSYS;
 		return 0;
 	}
+	c->anchor = lua_gettop(L) + 1;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->ops[c->op]);
-	base = lua_gettop(L);
 	nargs = c->push(L, c);
+	base = lua_gettop(L) - nargs;
 	lua_call(L, nargs, LUA_MULTRET);
 	n = lua_gettop(L) - base + 1;
 	if (failure(L, c, base, n))
@@ -91,13 +92,12 @@ static int protected_call(lua_State *L)
 
 /*
  * Userdata that borrow libfuse's memory for one call (FileInfo, BufVec)
- * start with that pointer.  They are anchored in the registry while the
- * call runs, so that clearing the pointer afterwards never races the
- * collector, and a copy the script kept raises instead of reading freed
- * memory.
+ * start with that pointer.  A copy of each sits in protected_call's frame,
+ * below the script's function, where the script cannot drop it, so the
+ * collector cannot free one while the call runs; when the call is over,
+ * before anything allocates again, the host clears the pointers, and a
+ * copy the script kept raises instead of reading freed memory.
  */
-static const char borrowed_keys[LUAFS_MAX_BORROWED];
-
 void luafs_borrow(lua_State *L, int idx)
 {
 	struct luafs_call *c = luafs_current;
@@ -105,21 +105,15 @@ void luafs_borrow(lua_State *L, int idx)
 	if (c->nborrowed == LUAFS_MAX_BORROWED)
 		luaL_error(L, "too many borrowed objects in one call");
 	lua_pushvalue(L, idx);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &borrowed_keys[c->nborrowed++]);
+	lua_rotate(L, c->anchor, 1);
+	c->borrowed[c->nborrowed++] = lua_touserdata(L, c->anchor++);
 }
 
-/* Runs outside protected mode: only reads and clears existing keys. */
-static void expire_borrowed(lua_State *L, struct luafs_call *c)
+/* Runs outside protected mode, and allocates nothing. */
+static void expire_borrowed(struct luafs_call *c)
 {
-	while (c->nborrowed > 0) {
-		const void *key = &borrowed_keys[--c->nborrowed];
-
-		lua_rawgetp(L, LUA_REGISTRYINDEX, key);
-		*(void **)lua_touserdata(L, -1) = NULL;
-		lua_pop(L, 1);
-		lua_pushnil(L);
-		lua_rawsetp(L, LUA_REGISTRYINDEX, key);
-	}
+	while (c->nborrowed > 0)
+		*(void **)c->borrowed[--c->nborrowed] = NULL;
 }
 
 /* Logs an error with its traceback on one line. */
@@ -243,6 +237,7 @@ int luafs_call(struct luafs_call *c)
 	lua_pushcfunction(L, protected_call);
 	lua_pushlightuserdata(L, c);
 	status = lua_pcall(L, 1, 0, top + 1);
+	expire_borrowed(c);
 	if (luafs_host.call_timeout > 0)
 		lua_sethook(L, NULL, 0, 0);
 	if (c->timed_out) {
@@ -262,7 +257,6 @@ int luafs_call(struct luafs_call *c)
 		c->result = -EIO;
 	}
 	lua_settop(L, top);
-	expire_borrowed(L, c);
 	drop_handle(L, c);
 	luafs_current = outer;
 	luafs_state_release(c->st);

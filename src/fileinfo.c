@@ -12,6 +12,9 @@
 
 #define FILEINFO_MT "luafs.FileInfo"
 
+/* The metatable by address: one is made for most requests. */
+static const char fileinfo_mt_key;
+
 struct fileinfo {
 	struct fuse_file_info *fi;	/* first: cleared by luafs_expire */
 	int writable;		/* open, create, opendir may set the flags */
@@ -157,7 +160,7 @@ void luafs_fileinfo_open(lua_State *L)
 
 	luaL_newmetatable(L, FILEINFO_MT);
 	luaL_setfuncs(L, meta, 0);
-	lua_pop(L, 1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &fileinfo_mt_key);
 }
 
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
@@ -172,6 +175,7 @@ void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 	u = lua_newuserdatauv(L, sizeof(*u), 0);
 	u->fi = fi;
 	u->writable = writable;
-	luaL_setmetatable(L, FILEINFO_MT);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &fileinfo_mt_key);
+	lua_setmetatable(L, -2);
 	luafs_borrow(L, -1);
 }

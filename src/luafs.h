@@ -115,12 +115,14 @@ struct luafs_call {
 	luafs_take_fn take;	/* turns results into c->result, may raise */
 	void *arg;		/* the operation's own in/out parameters */
 	int result;		/* >= 0 success, < 0 -errno */
-	int nborrowed;		/* borrowing userdata handed out */
 	int timed_out;		/* the call_timeout hook stopped the call */
 	int pin;		/* 1 + index of the state to run in, or 0 */
+#define LUAFS_MAX_BORROWED 4
+	int nborrowed;		/* borrowing userdata handed out */
+	int anchor;		/* stack slot for the next one's anchor */
+	void *borrowed[LUAFS_MAX_BORROWED];
 };
 int luafs_call(struct luafs_call *c);
-#define LUAFS_MAX_BORROWED 4
 void luafs_borrow(lua_State *L, int idx);
 
 /* ops.c: the fuse_operations table, NULL where the script has no function. */
