@@ -11,6 +11,7 @@
 
 #include "config.h"
 
+#include <dirent.h>
 #include <fuse.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -176,8 +177,10 @@ void luafs_handle_push(lua_State *L, struct luafs_state *s,
 void luafs_handle_drop(lua_State *L, struct luafs_state *s,
 		       struct fuse_file_info *fi);
 
-/* stattable.c: struct stat and struct statvfs as Lua tables. */
-void luafs_push_stat(lua_State *L, const struct stat *st);
+/* stattable.c: struct stat and struct statvfs as Lua tables; luafs.Stat. */
+void luafs_push_stat(lua_State *L, const struct stat *st, int into);
+struct stat *luafs_test_stat(lua_State *L, int idx);
+void luafs_stat_open(lua_State *L);
 void luafs_check_stat(lua_State *L, int idx, struct stat *st);
 struct statvfs;
 void luafs_push_statvfs(lua_State *L, const struct statvfs *sv);
@@ -188,6 +191,8 @@ void luafs_set_constants(lua_State *L, int idx);
 
 /* sys.c: luafs.sys, the syscalls a passthrough needs. */
 int luafs_open_sys(lua_State *L);
+/* The stream of the luafs.Dir at idx, NULL for other values; raises if closed. */
+DIR *luafs_test_dir(lua_State *L, int idx);
 
 /* module.c: require "luafs". */
 int luaopen_luafs(lua_State *L);

@@ -223,5 +223,7 @@ int luaopen_luafs(lua_State *L)
 	luafs_set_constants(L, -1);
 	luafs_open_sys(L);
 	lua_setfield(L, -2, "sys");
+	luafs_stat_open(L);
+	lua_setfield(L, -2, "Stat");
 	return 1;
 }

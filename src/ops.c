@@ -624,12 +624,56 @@ static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
 	return full;
 }
 
+/*
+ * A luafs.Dir: the host lists the stream itself, from the offset asked
+ * for, so the entries never become Lua values: each carries its d_ino and
+ * d_type, or with FUSE_READDIR_PLUS an fstatat in the stream's directory
+ * (an entry gone by then is skipped), and the stream position after it.
+ */
+static int fill_from_dir(struct readdir_args *a, DIR *dir)
+{
+	int plus = a->flags & FUSE_READDIR_PLUS;
+	long pos = telldir(dir), next;
+	struct dirent *e;
+	struct stat st;
+
+	if (pos != (long)a->offset) {
+		seekdir(dir, (long)a->offset);
+		pos = (long)a->offset;
+	}
+	for (;; pos = next) {
+		errno = 0;
+		e = readdir(dir);
+		if (e == NULL)
+			return errno ? -errno : 0;
+		next = telldir(dir);
+		if (plus) {
+			if (fstatat(dirfd(dir), e->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == -1)
+				continue;
+		} else {
+			memset(&st, 0, sizeof(st));
+			st.st_ino = e->d_ino;
+			st.st_mode = DTTOIF(e->d_type);
+		}
+		if (a->filler(a->buf, e->d_name, &st, next,
+			      plus ? FUSE_FILL_DIR_PLUS : 0)) {
+			/* Not delivered: the next call starts with it. */
+			seekdir(dir, pos);
+			return 0;
+		}
+	}
+}
+
 static int take_readdir(lua_State *L, struct luafs_call *c, int first, int n)
 {
 	struct readdir_args *a = c->arg;
 	lua_Integer i, count;
+	DIR *dir;
 
 	(void)n;
+	if ((dir = luafs_test_dir(L, first)) != NULL)
+		return fill_from_dir(a, dir);
 	if (lua_istable(L, first)) {
 		count = luaL_len(L, first);
 		for (i = 1; i <= count; i++) {
@@ -641,8 +685,9 @@ static int take_readdir(lua_State *L, struct luafs_call *c, int first, int n)
 		return 0;
 	}
 	if (!lua_isfunction(L, first))
-		luaL_error(L, "readdir must return an array of entries or an "
-			   "iterator function, got %s", luaL_typename(L, first));
+		luaL_error(L, "readdir must return an array of entries, an "
+			   "iterator function or a luafs.Dir, got %s",
+			   luaL_typename(L, first));
 	for (;;) {
 		lua_pushvalue(L, first);
 		lua_call(L, 0, 1);

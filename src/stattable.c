@@ -1,5 +1,7 @@
 /*
- * stattable.c: struct stat and struct statvfs as Lua tables.
+ * stattable.c: struct stat and struct statvfs as Lua tables, and
+ * luafs.Stat, a struct stat in a userdata that reads and writes like a stat
+ * table.
  *
  * Field names are the C member names without their st_/f_ prefix.  One
  * descriptor per field drives both directions, so a name cannot be spelled
@@ -10,10 +12,14 @@
  * luafs_check_stat runs on every getattr.  Its success path builds no
  * strings and allocates nothing: it looks the fields up by keys kept in a
  * per-state table, so each lookup is an array read and a hash probe.
+ * Still, sixteen fields cost thousands of instructions each way, several
+ * times what libfuse spends on a request; a luafs.Stat costs a memcpy,
+ * which is why the sys functions can fill one and getattr takes one.
  */
 #include "luafs.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -132,16 +138,28 @@ static int store(void *base, const struct field *f, lua_Integer v)
 	return 1;
 }
 
-static void push_fields(lua_State *L, const struct layout *lay,
-			const void *base)
-{
-	int i;
+static int pushkeys(lua_State *L, const struct layout *lay);
 
-	lua_createtable(L, 0, lay->n);
+/*
+ * Pushes a new table of the fields, or fills the table at into (0: none)
+ * and pushes it.  Every field is written, so a table reused from an
+ * earlier call keeps nothing of it.
+ */
+static void push_fields(lua_State *L, const struct layout *lay,
+			const void *base, int into)
+{
+	int i, keys = pushkeys(L, lay);
+
+	if (into)
+		lua_pushvalue(L, into);
+	else
+		lua_createtable(L, 0, lay->n);
 	for (i = 0; i < lay->n; i++) {
+		lua_rawgeti(L, keys, i + 1);
 		lua_pushinteger(L, load(base, &lay->fields[i]));
-		lua_setfield(L, -2, lay->fields[i].name);
+		lua_rawset(L, -3);
 	}
+	lua_remove(L, keys);
 }
 
 static int badfield(lua_State *L, const struct layout *lay,
@@ -303,19 +321,218 @@ static void check_fields(lua_State *L, const struct layout *lay, int idx,
 	lua_pop(L, 1);	/* keys */
 }
 
-void luafs_push_stat(lua_State *L, const struct stat *st)
+/* luafs.Stat */
+
+#define STAT_MT "luafs.Stat"
+
+/*
+ * A luafs.Stat is told from other userdata by its size and a tag, which
+ * costs a fraction of a metatable comparison on every getattr; only C code
+ * can make a userdata, and none but this file makes one with the tag.
+ */
+#define STAT_TAG UINT64_C(0x6c75616673537461)	/* "luafsSta" */
+
+struct statud {
+	uint64_t tag;
+	struct stat st;
+};
+
+/* Registry keys: the metatable, and the table from names to fields. */
+static const char stat_mt_key;
+static const char stat_index_key;
+
+struct stat *luafs_test_stat(lua_State *L, int idx)
 {
-	push_fields(L, &stat_layout, st);
+	struct statud *u;
+
+	if (lua_type(L, idx) != LUA_TUSERDATA ||
+	    lua_rawlen(L, idx) != sizeof(*u))
+		return NULL;
+	u = lua_touserdata(L, idx);
+	return u->tag == STAT_TAG ? &u->st : NULL;
+}
+
+/* The metamethods' first argument, which a script may get wrong. */
+static struct stat *check_stat_arg(lua_State *L)
+{
+	struct stat *st = luafs_test_stat(L, 1);
+
+	if (st == NULL)
+		luaL_typeerror(L, 1, STAT_MT);
+	return st;
+}
+
+/* The field that the key at idx names, or -1. */
+static int stat_field(lua_State *L, int idx)
+{
+	lua_Integer i;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		return -1;
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &stat_index_key);
+	lua_pushvalue(L, idx);
+	lua_rawget(L, -2);
+	i = lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	return (int)i - 1;
+}
+
+static int stat_index(lua_State *L)
+{
+	struct stat *st = check_stat_arg(L);
+	int i = stat_field(L, 2);
+
+	if (i < 0)
+		lua_pushnil(L);
+	else
+		lua_pushinteger(L, load(st, &stat_fields[i]));
+	return 1;
+}
+
+/*
+ * A float for seconds sets their nanoseconds too; an integer leaves them,
+ * so st.mtime, st.mtime_nsec = s, ns works in either order.  nil is 0.
+ */
+static int stat_newindex(lua_State *L)
+{
+	struct stat *st = check_stat_arg(L);
+	int i = stat_field(L, 2);
+	const struct field *f;
+	lua_Integer v = 0, ns = 0;
+
+	if (i < 0)
+		return luaL_error(L, STAT_MT " has no field '%s'",
+				  luaL_tolstring(L, 2, NULL));
+	f = &stat_fields[i];
+	lua_settop(L, 3);
+	if (f->kind == SEC && lua_type(L, 3) == LUA_TNUMBER &&
+	    !lua_isinteger(L, 3)) {
+		if (!splittime(lua_tonumber(L, 3), &v, &ns))
+			badfield(L, &stat_layout, f);
+		storechecked(L, &stat_layout, f, st, v);
+		storechecked(L, &stat_layout, &stat_fields[i + 3], st, ns);
+		return 0;
+	}
+	if (!lua_isnil(L, 3))
+		v = checkvalue(L, &stat_layout, f);
+	if (f->kind == NSEC && (v < 0 || v >= NSEC_PER_SEC))
+		rangefield(L, &stat_layout, f);
+	storechecked(L, &stat_layout, f, st, v);
+	return 0;
+}
+
+/* The iterator of pairs(st): the fields in struct stat's order. */
+static int stat_next(lua_State *L)
+{
+	struct stat *st = check_stat_arg(L);
+	int i = lua_isnil(L, 2) ? 0 : stat_field(L, 2) + 1;
+
+	if (i <= 0 && !lua_isnil(L, 2))
+		return 0;
+	if (i >= (int)NSTAT)
+		return 0;
+	lua_pushstring(L, stat_fields[i].name);
+	lua_pushinteger(L, load(st, &stat_fields[i]));
+	return 2;
+}
+
+static int stat_pairs(lua_State *L)
+{
+	lua_pushcfunction(L, stat_next);
+	lua_pushvalue(L, 1);
+	lua_pushnil(L);
+	return 3;
+}
+
+static int stat_tostring(lua_State *L)
+{
+	struct stat *st = check_stat_arg(L);
+	char buf[80];
+
+	snprintf(buf, sizeof(buf), STAT_MT " (mode 0%o, size %lld)",
+		 (unsigned)st->st_mode, (long long)st->st_size);
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+/* luafs.Stat([from]): zeroed, or a copy of a stat table or luafs.Stat. */
+static int stat_new(lua_State *L)
+{
+	struct stat *from = luafs_test_stat(L, 1), *st;
+	struct statud *u;
+
+	if (!lua_isnoneornil(L, 1) && from == NULL)
+		luaL_checktype(L, 1, LUA_TTABLE);
+	u = lua_newuserdatauv(L, sizeof(*u), 0);
+	u->tag = STAT_TAG;
+	st = &u->st;
+	if (from)
+		*st = *from;
+	else if (lua_istable(L, 1))
+		check_fields(L, &stat_layout, 1, st, sizeof(*st));
+	else
+		memset(st, 0, sizeof(*st));
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &stat_mt_key);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+void luafs_stat_open(lua_State *L)
+{
+	static const luaL_Reg meta[] = {
+		{"__index", stat_index},
+		{"__newindex", stat_newindex},
+		{"__pairs", stat_pairs},
+		{"__tostring", stat_tostring},
+		{NULL, NULL}
+	};
+	unsigned i;
+
+	luaL_newmetatable(L, STAT_MT);
+	luaL_setfuncs(L, meta, 0);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &stat_mt_key);
+	lua_createtable(L, 0, NSTAT);
+	for (i = 0; i < NSTAT; i++) {
+		lua_pushinteger(L, i + 1);
+		lua_setfield(L, -2, stat_fields[i].name);
+	}
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &stat_index_key);
+	lua_pushcfunction(L, stat_new);
+}
+
+/* Stat tables */
+
+void luafs_push_stat(lua_State *L, const struct stat *st, int into)
+{
+	struct stat *dst;
+
+	if (into == 0) {
+		push_fields(L, &stat_layout, st, 0);
+		return;
+	}
+	if ((dst = luafs_test_stat(L, into)) != NULL) {
+		*dst = *st;
+		lua_pushvalue(L, into);
+		return;
+	}
+	luaL_argexpected(L, lua_istable(L, into), into,
+			 "stat table or " STAT_MT);
+	push_fields(L, &stat_layout, st, into);
 }
 
 void luafs_check_stat(lua_State *L, int idx, struct stat *st)
 {
-	check_fields(L, &stat_layout, idx, st, sizeof *st);
+	const struct stat *from = luafs_test_stat(L, idx);
+
+	if (from)
+		*st = *from;
+	else
+		check_fields(L, &stat_layout, idx, st, sizeof *st);
 }
 
 void luafs_push_statvfs(lua_State *L, const struct statvfs *sv)
 {
-	push_fields(L, &statvfs_layout, sv);
+	push_fields(L, &statvfs_layout, sv, 0);
 }
 
 void luafs_check_statvfs(lua_State *L, int idx, struct statvfs *sv)

@@ -176,6 +176,15 @@ static void pushscratch(lua_State *L, struct scratch *s, size_t n)
 
 /* File status */
 
+/*
+ * The optional last argument of the stat calls: a stat table or luafs.Stat
+ * to fill and return instead of a new table.  Its stack index, or 0.
+ */
+static int optinto(lua_State *L, int idx)
+{
+	return lua_isnoneornil(L, idx) ? 0 : idx;
+}
+
 /***
 Status of a file, not following a final symlink.
 @function lstat
@@ -193,7 +202,7 @@ static int sys_lstat(lua_State *L)
 
 	if (lstat(path, &st) == -1)
 		return failpath(L, "lstat", path);
-	luafs_push_stat(L, &st);
+	luafs_push_stat(L, &st, optinto(L, 2));
 	return 1;
 }
 
@@ -214,7 +223,7 @@ static int sys_stat(lua_State *L)
 
 	if (stat(path, &st) == -1)
 		return failpath(L, "stat", path);
-	luafs_push_stat(L, &st);
+	luafs_push_stat(L, &st, optinto(L, 2));
 	return 1;
 }
 
@@ -235,7 +244,7 @@ static int sys_fstat(lua_State *L)
 
 	if (fstat(fd, &st) == -1)
 		return fail(L, "fstat");
-	luafs_push_stat(L, &st);
+	luafs_push_stat(L, &st, optinto(L, 2));
 	return 1;
 }
 
@@ -260,7 +269,7 @@ static int sys_fstatat(lua_State *L)
 
 	if (fstatat(dirfd, path, &st, flags) == -1)
 		return failpath(L, "fstatat", path);
-	luafs_push_stat(L, &st);
+	luafs_push_stat(L, &st, optinto(L, 4));
 	return 1;
 }
 
@@ -1320,6 +1329,15 @@ static DIR *checkdir(lua_State *L)
 	if (!d->dir)
 		luaL_error(L, "closed " DIR_MT);
 	return d->dir;
+}
+
+DIR *luafs_test_dir(lua_State *L, int idx)
+{
+	struct ldir *d = luaL_testudata(L, idx, DIR_MT);
+
+	if (d && !d->dir)
+		luaL_error(L, "closed " DIR_MT);
+	return d ? d->dir : NULL;
 }
 
 /* The one place a stream is closed, for close(), __close and __gc alike;
