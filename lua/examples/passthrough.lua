@@ -115,7 +115,6 @@ local F_OFD_GETLK, F_OFD_SETLK = luafs.F_OFD_GETLK, luafs.F_OFD_SETLK
 local LOCK_NB, LOCK_UN = luafs.LOCK_NB, luafs.LOCK_UN
 local EAGAIN, EACCES, EINTR, EISDIR = luafs.EAGAIN, luafs.EACCES, luafs.EINTR, luafs.EISDIR
 local ENOTEMPTY = luafs.ENOTEMPTY
-local FUSE_READDIR_PLUS = luafs.FUSE_READDIR_PLUS
 local FUSE_BUF_SPLICE_NONBLOCK = luafs.FUSE_BUF_SPLICE_NONBLOCK
 
 -- Lua states in the pool: blocking locks hold one each while they wait.
@@ -182,9 +181,10 @@ end
 root descriptor's /proc link instead; a name too long for that is reached
 through its parent directory, opened for the occasion. ]]
 local PROC_MAX = 4000
+local PROC_ROOT = "/proc/self/fd/" .. rootfd .. "/"
 local function with_proc(name, f, ...)
   if #name < PROC_MAX then
-    return f("/proc/self/fd/" .. rootfd .. "/" .. name, ...)
+    return f(PROC_ROOT .. name, ...)
   end
   local parent, base = name:match("^(.*)/([^/]+)$")
   local dfd, msg, err = sys.openat(rootfd, parent, O_PATH | O_DIRECTORY | O_CLOEXEC)
@@ -210,10 +210,14 @@ end
 
 -- Attributes ---------------------------------------------------------------
 
+-- The host copies what getattr returns at once, so one luafs.Stat serves
+-- every call of this state; filling it costs a memcpy, a table sixteen
+-- field stores.
+local st_buf = luafs.Stat()
+
 function fs.getattr(path, fi)
-  local fd = fd_of(fi)
-  if fd then return sys.fstat(fd) end
-  return sys.fstatat(rootfd, rel(path), AT_SYMLINK_NOFOLLOW)
+  if fi then return sys.fstat(fd_of(fi), st_buf) end
+  return sys.fstatat(rootfd, rel(path), AT_SYMLINK_NOFOLLOW, st_buf)
 end
 
 function fs.access(path, mask)
@@ -511,32 +515,11 @@ function fs.opendir(path)
   return { dir = dir, fd = fd }
 end
 
---[[ Streams the directory: each entry carries the stream position after it
-as its offset, and libfuse asks again from the last offset it delivered when
-the kernel's buffer is full. The stream is only moved when that is not where
-it stands (the kernel went back, or one entry was read but not delivered). ]]
-function fs.readdir(_, offset, fi, flags)
-  local h = fi.fh
-  local dir, dfd = h.dir, h.fd
-  if dir:tell() ~= offset then dir:seek(offset) end
-  local plus = flags & FUSE_READDIR_PLUS ~= 0
-  return function()
-    while true do
-      local name, ino, dtype = dir:read()
-      if not name then
-        if dtype then luafs.error(dtype, ino) end  -- failed: nil, msg, errno
-        return nil
-      end
-      local st
-      if plus then
-        st = sys.fstatat(dfd, name, AT_SYMLINK_NOFOLLOW)
-      else
-        st = { ino = ino, mode = dtype << 12 }
-      end
-      if st then return { name = name, offset = dir:tell(), stat = st } end
-      -- an entry that vanished between readdir and fstatat is skipped
-    end
-  end
+-- The host lists the stream itself, from the offset the kernel asks for,
+-- with each entry's inode and type (and with readdirplus its fstatat in the
+-- directory), so no entry becomes a Lua value.
+function fs.readdir(_, _, fi)
+  return fi.fh.dir
 end
 
 function fs.releasedir(_, fi)
