@@ -743,7 +743,8 @@ describe("memfs.lua", function()
     it("ls -l, cat, ln -s, touch -d, mv, rm -r", function()
       both(TREE .. " && mkfifo a/fifo && ls -lnR --time-style=+ . && ls -ln --full-time a/b/c"
         .. " && cat a/b/text link a/b/c/deep && cmp a/bin hard"
-        .. " && stat -c '%n %s %b %h %f %Y' a/sparse a/b/c/deep link"
+        -- a/sparse was written just now: its time would tell the runs apart
+        .. " && stat -c '%n %s %b %h %f' a/sparse && stat -c '%n %s %b %h %f %Y' a/b/c/deep link"
         .. " && mv a/b/text a/moved && mv a/b a/c2 && mv link a/c2/ && ls -lnR --time-style=+"
         .. " && rm -r a/c2 && ls -ln --time-style=+ a && rm -r a empty hard && ls -la | wc -l"
         .. " && mkdir x && rmdir x && ! rm nope 2>/dev/null && ! rmdir . 2>/dev/null; echo $?")
