@@ -30,7 +30,8 @@ static void set_bufvec_mt(lua_State *L)
 
 struct bufvec {
 	struct fuse_bufvec *bv;	/* first: cleared by luafs_borrow's expiry */
-	int owned;		/* bv and its memory were allocated here */
+	int owned;		/* bv's memory buffers were allocated here */
+	struct fuse_bufvec one;	/* what bv points to when owned */
 };
 
 static size_t bufvec_bytes(size_t count)
@@ -48,21 +49,26 @@ static struct bufvec *check_bufvec(lua_State *L, int idx)
 	return u;
 }
 
-/* Frees a bufvec and its memory buffers, as libfuse's fuse_free_buf does. */
-static void free_bufvec(struct fuse_bufvec *bv)
+static void free_buffers(struct fuse_bufvec *bv)
 {
 	size_t i;
 
 	for (i = 0; i < bv->count; i++)
 		if (!(bv->buf[i].flags & FUSE_BUF_IS_FD))
 			free(bv->buf[i].mem);
+}
+
+/* Frees a bufvec and its memory buffers, as libfuse's fuse_free_buf does. */
+static void free_bufvec(struct fuse_bufvec *bv)
+{
+	free_buffers(bv);
 	free(bv);
 }
 
 static void release(struct bufvec *u)
 {
 	if (u->owned && u->bv != NULL)
-		free_bufvec(u->bv);
+		free_buffers(u->bv);
 	u->bv = NULL;
 }
 
@@ -70,13 +76,10 @@ static struct bufvec *new_owned(lua_State *L, size_t size)
 {
 	struct bufvec *u = lua_newuserdatauv(L, sizeof(*u), 0);
 
-	u->bv = NULL;
+	u->one = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
+	u->bv = &u->one;
 	u->owned = 1;
 	set_bufvec_mt(L);
-	u->bv = calloc(1, sizeof(*u->bv));
-	if (u->bv == NULL)
-		luaL_error(L, "out of memory");
-	*u->bv = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
 	return u;
 }
 

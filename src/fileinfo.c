@@ -15,15 +15,26 @@
 /* The metatable by address: one is made for most requests. */
 static const char fileinfo_mt_key;
 
+/*
+ * A FileInfo is told from other userdata by its size and a tag, a fraction
+ * of what luaL_checkudata costs on each field a callback reads; only C code
+ * makes userdata, and none but this file makes one with the tag.
+ */
+#define FILEINFO_TAG UINT64_C(0x6c75616673466949)	/* "luafsFiI" */
+
 struct fileinfo {
-	struct fuse_file_info *fi;	/* first: cleared by luafs_expire */
+	struct fuse_file_info *fi;	/* first: cleared by luafs_borrow */
+	uint64_t tag;
 	int writable;		/* open, create, opendir may set the flags */
 };
 
 static struct fileinfo *check_fileinfo(lua_State *L)
 {
-	struct fileinfo *u = luaL_checkudata(L, 1, FILEINFO_MT);
+	struct fileinfo *u = lua_touserdata(L, 1);
 
+	if (u == NULL || lua_rawlen(L, 1) != sizeof(*u) ||
+	    u->tag != FILEINFO_TAG)
+		luaL_typeerror(L, 1, FILEINFO_MT);
 	if (u->fi == NULL)
 		luaL_error(L, "expired luafs.FileInfo "
 			   "(used after its callback returned)");
@@ -174,6 +185,7 @@ void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 	}
 	u = lua_newuserdatauv(L, sizeof(*u), 0);
 	u->fi = fi;
+	u->tag = FILEINFO_TAG;
 	u->writable = writable;
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &fileinfo_mt_key);
 	lua_setmetatable(L, -2);
