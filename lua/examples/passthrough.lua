@@ -454,10 +454,10 @@ local function drop_owner(key, ofd)
 end
 
 function fs.lock(_, fi, cmd, lk)
-  local fd, owner = fi.fh, fi.lock_owner
   local unlock = lk.type == F_UNLCK
   -- flush unlocks for every close: nothing to do if no owner holds anything
   if unlock and (shared.get(OWNERS) or 0) <= 0 then return end
+  local fd, owner = fi.fh, fi.lock_owner
   local key, msg, err = owner_key(fd, owner)
   if not key then return nil, msg, err end
   local t = { type = lk.type, whence = lk.whence, start = lk.start, len = lk.len }

@@ -9,8 +9,9 @@
  *                                        then N unlinks          -> files/s
  *   workload seqwrite FILE MIB           MIB blocks of 1 MiB, fsync, close
  *                                                                -> MiB/s
- *   workload seqread FILE                posix_fadvise DONTNEED, then read
- *                                        it in 1 MiB blocks      -> MiB/s
+ *   workload seqread FILE SECONDS        posix_fadvise DONTNEED, then read
+ *                                        it in 1 MiB blocks, again
+ *                                        until SECONDS passed    -> MiB/s
  *   workload readdir DIR SECONDS         opendir, readdir to the end,
  *                                        closedir, repeated      -> entries/s
  *   workload randread FILE THREADS SECONDS
@@ -18,9 +19,11 @@
  *                                        offsets, O_DIRECT, one fd per
  *                                        thread                  -> IOPS
  *
- * seqread drops the kernel's page cache of FILE first (posix_fadvise
- * POSIX_FADV_DONTNEED on the file as the mount shows it), so that every
- * byte comes through the filesystem even with kernel_cache on.  randread
+ * seqread drops the kernel's page cache of FILE before each pass
+ * (posix_fadvise POSIX_FADV_DONTNEED on the file as the mount shows it),
+ * so that every byte comes through the filesystem even with kernel_cache
+ * on; one pass of a file on tmpfs takes tens of milliseconds, too short to
+ * time on its own.  randread
  * opens with O_DIRECT (FUSE passes direct reads through), so that after
  * the first second it does not measure the page cache instead.
  */
@@ -136,31 +139,34 @@ static int do_seqwrite(const char *path, int mib)
 	return 0;
 }
 
-static int do_seqread(const char *path)
+static int do_seqread(const char *path, double seconds)
 {
 	char *buf = malloc(MIB);
-	double start;
+	double start, spent = 0;
 	long long total = 0;
 	ssize_t n;
 	int fd;
 
 	if (buf == NULL)
 		die("malloc", NULL);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		die("open", path);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	close(fd);
-	start = now();
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		die("open", path);
-	while ((n = read(fd, buf, MIB)) > 0)
-		total += n;
-	if (n < 0)
-		die("read", path);
-	close(fd);
-	printf("%.1f\n", (double)total / MIB / (now() - start));
+	do {
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			die("open", path);
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+		start = now();
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			die("open", path);
+		while ((n = read(fd, buf, MIB)) > 0)
+			total += n;
+		if (n < 0)
+			die("read", path);
+		close(fd);
+		spent += now() - start;
+	} while (spent < seconds);
+	printf("%.1f\n", (double)total / MIB / spent);
 	free(buf);
 	return 0;
 }
@@ -261,8 +267,8 @@ int main(int argc, char **argv)
 		return do_create(argv[2], atoi(argv[3]));
 	if (strcmp(w, "seqwrite") == 0 && argc == 4)
 		return do_seqwrite(argv[2], atoi(argv[3]));
-	if (strcmp(w, "seqread") == 0 && argc == 3)
-		return do_seqread(argv[2]);
+	if (strcmp(w, "seqread") == 0 && argc == 4)
+		return do_seqread(argv[2], atof(argv[3]));
 	if (strcmp(w, "readdir") == 0 && argc == 4)
 		return do_readdir(argv[2], atof(argv[3]));
 	if (strcmp(w, "randread") == 0 && argc == 5)
