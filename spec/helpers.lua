@@ -223,4 +223,21 @@ function H.log_line(m, text, timeout)
   end, timeout or 3)
 end
 
+--- For specs that mount inside their tests: mount(script, opts) is
+-- testing.mount and remembers the mount; unmount_all() (for after_each)
+-- unmounts every one, also after a test that failed.
+function H.mount_tracker()
+  local mounts = {}
+  local function mount(script, opts)
+    local m = testing.mount(script, opts)
+    mounts[#mounts + 1] = m
+    return m
+  end
+  local function unmount_all()
+    for _, m in ipairs(mounts) do m:unmount { strict = false } end
+    mounts = {}
+  end
+  return mount, unmount_all
+end
+
 return H

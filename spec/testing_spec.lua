@@ -32,16 +32,7 @@ end
 
 
 -- testing.mount, with an unmount after the test even when it failed.
-local mounts = {}
-local function mount(script, opts)
-  local m = testing.mount(script, opts)
-  mounts[#mounts + 1] = m
-  return m
-end
-local function unmount_all()
-  for _, m in ipairs(mounts) do m:unmount { strict = false } end
-  mounts = {}
-end
+local mount, unmount_all = H.mount_tracker()
 
 describe("luafs.testing", function()
   after_each(unmount_all)
