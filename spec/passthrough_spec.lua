@@ -8,6 +8,7 @@
 -- memory use of the host, very long paths, owners of files created by
 -- another user, and real tools at work inside the mount.
 local H = require "spec.helpers"
+local cases = require "spec.cases"
 local system = require "system"
 
 local testing, luafs, sys, lfs = H.testing, H.luafs, H.sys, H.lfs
@@ -208,18 +209,7 @@ describe("passthrough.lua", function()
       end)
     end)
 
-    it("syncs files and directories", function()
-      twin(function(d)
-        local fd = H.check(sys.open(d .. "/f", O_RDWR | O_CREAT, octal "644"))
-        sys.pwrite(fd, "data", 0)
-        local o = { fsync = E(sys.fsync, fd), fdatasync = E(sys.fdatasync, fd) }
-        sys.close(fd)
-        local dfd = H.check(sys.open(d, O_RDONLY | luafs.O_DIRECTORY))
-        o.dir = E(sys.fsync, dfd)
-        sys.close(dfd)
-        return o
-      end)
-    end)
+    it("syncs files and directories", function() twin(cases.sync) end)
 
     it("keeps a file unlinked while open readable and writable through its fd", function()
       twin(function(d, src)
@@ -442,34 +432,7 @@ describe("passthrough.lua", function()
       end)
     end)
 
-    it("sets times to the nanosecond, with UTIME_NOW and UTIME_OMIT", function()
-      local AT_FDCWD, NOFOLLOW = luafs.AT_FDCWD, luafs.AT_SYMLINK_NOFOLLOW
-      local T = { "atime", "atime_nsec", "mtime", "mtime_nsec" }
-      twin(function(d)
-        H.write(d .. "/f", "x")
-        H.check(sys.symlink("f", d .. "/s"))
-        local o = {}
-        o.set = E(sys.utimensat, AT_FDCWD, d .. "/f", 1000000000, 123456789, 2000000000, 987654321)
-        o.times = stat_of(d .. "/f", T)
-        o.omit = E(sys.utimensat, AT_FDCWD, d .. "/f", 5, luafs.UTIME_OMIT, 1500000000, 1)
-        o.after_omit = stat_of(d .. "/f", T)
-        local before = os.time()
-        o.now = E(sys.utimensat, AT_FDCWD, d .. "/f", 0, luafs.UTIME_OMIT, 0, luafs.UTIME_NOW)
-        local st = sys.lstat(d .. "/f")
-        o.now_is_now = st.mtime >= before - 1 and st.mtime <= os.time() + 1
-        o.atime_kept = { st.atime, st.atime_nsec }
-        o.link = E(sys.utimensat, AT_FDCWD, d .. "/s", 7, 8, 9, 10, NOFOLLOW)
-        o.link_times = stat_of(d .. "/s", T)
-        o.target_times = stat_of(d .. "/f", { "atime", "atime_nsec" })
-        local fd = H.check(sys.open(d .. "/f", O_WRONLY))
-        o.futimens = E(sys.futimens, fd, 11, 12, 13, 14)
-        sys.close(fd)
-        o.by_fd = stat_of(d .. "/f", T)
-        o.before_epoch = E(sys.utimensat, AT_FDCWD, d .. "/f", -1, 5, -100, 999999999)
-        o.negative = stat_of(d .. "/f", T)
-        return o
-      end)
-    end)
+    it("sets times to the nanosecond, with UTIME_NOW and UTIME_OMIT", function() twin(cases.times) end)
 
     it("keeps extended attributes, binary values included", function()
       local XC, XR = luafs.XATTR_CREATE, luafs.XATTR_REPLACE
