@@ -223,6 +223,13 @@ function H.log_line(m, text, timeout)
   end, timeout or 3)
 end
 
+--- Whether process pid runs with AddressSanitizer, whose quarantine of
+-- freed memory (4 MiB in scripts/test) and per-thread bookkeeping make its
+-- RSS a looser measure.
+function H.sanitized(pid)
+  return (H.read("/proc/" .. pid .. "/maps") or ""):find("libasan", 1, true) ~= nil
+end
+
 --- For specs that mount inside their tests: mount(script, opts) is
 -- testing.mount and remembers the mount; unmount_all() (for after_each)
 -- unmounts every one, also after a test that failed.

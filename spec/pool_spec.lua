@@ -278,7 +278,7 @@ describe("a pool of states", function()
     -- AddressSanitizer keeps a little bookkeeping for every thread ever
     -- started (under 1 KiB each here); the host itself stays flat.
     local slack = 4096
-    if (H.read("/proc/" .. m.pid .. "/maps") or ""):find("libasan", 1, true) then
+    if H.sanitized(m.pid) then
       slack = slack + 2 * tonumber(distinct)
     end
     assert.is_true(rss1 < rss0 * 1.25 + slack, ("RSS %d KiB -> %d KiB"):format(rss0, rss1))
