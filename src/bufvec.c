@@ -40,10 +40,25 @@ static size_t bufvec_bytes(size_t count)
 	       (count - 1) * sizeof(struct fuse_buf);
 }
 
+/* luaL_checkudata, with the metatable found by address, not by name. */
+static struct bufvec *test_bufvec(lua_State *L, int idx)
+{
+	int is;
+
+	if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+		return NULL;
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
+	is = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return is ? lua_touserdata(L, idx) : NULL;
+}
+
 static struct bufvec *check_bufvec(lua_State *L, int idx)
 {
-	struct bufvec *u = luaL_checkudata(L, idx, BUFVEC_MT);
+	struct bufvec *u = test_bufvec(L, idx);
 
+	if (u == NULL)
+		luaL_typeerror(L, idx, BUFVEC_MT);
 	if (u->bv == NULL)
 		luaL_error(L, "expired or released luafs.BufVec");
 	return u;
