@@ -134,11 +134,25 @@ local guard = setmetatable({}, { __gc = function() sys.close(rootfd) end })
 
 local AS_ROOT = sys.geteuid() == 0
 
--- "/a/b" -> "a/b"; "/" -> "."
-local function rel(path)
-  if path == "/" then return "." end
-  return path:sub(2)
-end
+-- rel[path]: "/a/b" -> "a/b", "/" -> ".". A table lookup rather than a
+-- function: the same paths come back request after request (a stat(2) is a
+-- lookup and a getattr), and indexing a table costs a fraction of a call to
+-- string.sub. New paths are worked out by __index and remembered; the memo
+-- starts afresh every 4096 of them, so it stays small.
+local MEMO = 4096
+local rel, named = {}, 0
+setmetatable(rel, {
+  __index = function(t, path)
+    local n = path == "/" and "." or path:sub(2)
+    if named == MEMO then
+      for k in next, t do t[k] = nil end
+      named = 0
+    end
+    named = named + 1
+    t[path] = n
+    return n
+  end,
+})
 
 -- The descriptor behind a handle: a file's, or a directory stream's.
 local function fd_of(fi)
@@ -214,37 +228,38 @@ end
 -- every call of this state; filling it costs a memcpy, a table sixteen
 -- field stores.
 local st_buf = luafs.Stat()
+local fstat, fstatat = sys.fstat, sys.fstatat
 
 function fs.getattr(path, fi)
-  if fi then return sys.fstat(fd_of(fi), st_buf) end
-  return sys.fstatat(rootfd, rel(path), AT_SYMLINK_NOFOLLOW, st_buf)
+  if fi then return fstat(fd_of(fi), st_buf) end
+  return fstatat(rootfd, rel[path], AT_SYMLINK_NOFOLLOW, st_buf)
 end
 
 function fs.access(path, mask)
-  return sys.faccessat(rootfd, rel(path), mask)
+  return sys.faccessat(rootfd, rel[path], mask)
 end
 
 function fs.readlink(path)
-  return sys.readlinkat(rootfd, rel(path))
+  return sys.readlinkat(rootfd, rel[path])
 end
 
 function fs.chmod(path, mode, fi)
   local fd = fd_of(fi)
   if fd then return sys.fchmod(fd, mode) end
-  return sys.fchmodat(rootfd, rel(path), mode)
+  return sys.fchmodat(rootfd, rel[path], mode)
 end
 
 function fs.chown(path, uid, gid, fi)
   local fd = fd_of(fi)
   if fd then return sys.fchown(fd, uid, gid) end
-  return sys.fchownat(rootfd, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW)
+  return sys.fchownat(rootfd, rel[path], uid, gid, AT_SYMLINK_NOFOLLOW)
 end
 
 function fs.truncate(path, size, fi)
   local fd = fd_of(fi)
   if fd then return sys.ftruncate(fd, size) end
   local msg, err
-  fd, msg, err = sys.openat(rootfd, rel(path), O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+  fd, msg, err = sys.openat(rootfd, rel[path], O_WRONLY | O_NONBLOCK | O_CLOEXEC)
   if not fd then return nil, msg, err end
   local ok
   ok, msg, err = sys.ftruncate(fd, size)
@@ -255,7 +270,7 @@ end
 function fs.utimens(path, atime, atime_nsec, mtime, mtime_nsec, fi)
   local fd = fd_of(fi)
   if fd then return sys.futimens(fd, atime, atime_nsec, mtime, mtime_nsec) end
-  return sys.utimensat(rootfd, rel(path), atime, atime_nsec, mtime, mtime_nsec,
+  return sys.utimensat(rootfd, rel[path], atime, atime_nsec, mtime, mtime_nsec,
     AT_SYMLINK_NOFOLLOW)
 end
 
@@ -266,22 +281,22 @@ end
 -- Names --------------------------------------------------------------------
 
 function fs.mknod(path, mode, rdev)
-  local name = rel(path)
+  local name = rel[path]
   return created(name, 0, sys.mknodat(rootfd, name, mode, rdev))
 end
 
 function fs.mkdir(path, mode)
-  local name = rel(path)
+  local name = rel[path]
   return created(name, AT_REMOVEDIR, sys.mkdirat(rootfd, name, mode))
 end
 
 function fs.symlink(target, linkpath)
-  local name = rel(linkpath)
+  local name = rel[linkpath]
   return created(name, 0, sys.symlinkat(target, rootfd, name))
 end
 
 function fs.unlink(path)
-  return sys.unlinkat(rootfd, rel(path), 0)
+  return sys.unlinkat(rootfd, rel[path], 0)
 end
 
 -- Whether the directory name holds nothing but libfuse's hidden names of
@@ -313,7 +328,7 @@ file unlinked while open, which libfuse removes only when the kernel's
 release arrives, later (see the header). Those names go, as with
 hard_remove; libfuse's own unlink at the release then finds nothing. ]]
 function fs.rmdir(path)
-  local name = rel(path)
+  local name = rel[path]
   local ok, msg, err = sys.unlinkat(rootfd, name, AT_REMOVEDIR)
   if ok or err ~= ENOTEMPTY then return ok, msg, err end
   local hidden = only_hidden(name)
@@ -323,21 +338,21 @@ function fs.rmdir(path)
 end
 
 function fs.rename(from, to, flags)
-  return sys.renameat2(rootfd, rel(from), rootfd, rel(to), flags)
+  return sys.renameat2(rootfd, rel[from], rootfd, rel[to], flags)
 end
 
 function fs.link(from, to)
-  return sys.linkat(rootfd, rel(from), rootfd, rel(to), 0)
+  return sys.linkat(rootfd, rel[from], rootfd, rel[to], 0)
 end
 
 -- Open files ---------------------------------------------------------------
 
 function fs.open(path, fi)
-  return sys.openat(rootfd, rel(path), fi.flags | O_CLOEXEC)
+  return sys.openat(rootfd, rel[path], fi.flags | O_CLOEXEC)
 end
 
 function fs.create(path, mode, fi)
-  local name = rel(path)
+  local name = rel[path]
   local fd, msg, err = sys.openat(rootfd, name, fi.flags | O_CREAT | O_CLOEXEC, mode)
   if not fd then return nil, msg, err end
   local uid, gid = new_owner(name)
@@ -486,25 +501,25 @@ end
 -- Extended attributes ------------------------------------------------------
 
 function fs.setxattr(path, name, value, flags)
-  return with_proc(rel(path), sys.lsetxattr, name, value, flags)
+  return with_proc(rel[path], sys.lsetxattr, name, value, flags)
 end
 
 function fs.getxattr(path, name)
-  return with_proc(rel(path), sys.lgetxattr, name)
+  return with_proc(rel[path], sys.lgetxattr, name)
 end
 
 function fs.listxattr(path)
-  return with_proc(rel(path), sys.llistxattr)
+  return with_proc(rel[path], sys.llistxattr)
 end
 
 function fs.removexattr(path, name)
-  return with_proc(rel(path), sys.lremovexattr, name)
+  return with_proc(rel[path], sys.lremovexattr, name)
 end
 
 -- Directories --------------------------------------------------------------
 
 function fs.opendir(path)
-  local fd, msg, err = sys.openat(rootfd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+  local fd, msg, err = sys.openat(rootfd, rel[path], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
   if not fd then return nil, msg, err end
   local dir
   dir, msg, err = sys.fdopendir(fd)
