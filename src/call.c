@@ -197,14 +197,6 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
 		   luafs_host.call_timeout);
 }
 
-/* The kernel reports the calling thread's id as the request's pid. */
-static pid_t caller_tid(void)
-{
-	struct fuse_context *ctx = fuse_get_context();
-
-	return ctx ? ctx->pid : 0;
-}
-
 int luafs_call(struct luafs_call *c)
 {
 	long long start = luafs_host.debug || luafs_host.call_timeout > 0 ?
@@ -215,7 +207,7 @@ int luafs_call(struct luafs_call *c)
 
 	if (c->pin == 0)
 		c->pin = 1 + luafs_handle_state(c->fi);
-	c->st = luafs_state_acquire(c->pin - 1, caller_tid());
+	c->st = luafs_state_acquire(c->pin - 1, 1);
 	if (c->st == NULL) {
 		luafs_log(LOG_ERR, "%s %s: a callback accessed its own mount "
 			  "and no other Lua state is free: EDEADLK",

@@ -73,6 +73,7 @@ struct luafs_host {
 	struct luafs_state *states;
 	pthread_mutex_t pool_lock;
 	pthread_cond_t pool_free;
+	int waiters;		/* threads waiting for a state */
 	int init_failed;	/* init raised or returned a failure */
 	volatile int started;	/* init has run: the filesystem serves */
 	int generation;		/* 1 at mount, +1 per published reload */
@@ -92,7 +93,7 @@ void luafs_log_use_syslog(void);
 #define LUAFS_MAX_STATES 1024
 int luafs_pool_open(int n);
 void luafs_pool_close(void);
-struct luafs_state *luafs_state_acquire(int index, pid_t caller);
+struct luafs_state *luafs_state_acquire(int index, int from_request);
 void luafs_state_release(struct luafs_state *s);
 pid_t luafs_tid(void);
 int luafs_state_check(lua_Hook hook, char **err);

@@ -536,9 +536,8 @@ static void switch_code(struct luafs_state *s)
 void luafs_pool_publish(int ok)
 {
 	if (ok) {
-		pthread_mutex_lock(&luafs_host.pool_lock);
-		luafs_host.generation++;
-		pthread_mutex_unlock(&luafs_host.pool_lock);
+		__atomic_add_fetch(&luafs_host.generation, 1,
+				   __ATOMIC_RELEASE);
 	}
 	source_free();
 }
@@ -709,21 +708,22 @@ void luafs_pool_close(void)
 	luafs_host.nstates = 0;
 }
 
-/* The state whose callback runs on thread tid, if any (pool lock held). */
+/* The state whose callback runs on thread tid, if any. */
 static struct luafs_state *state_of_thread(pid_t tid)
 {
+	struct luafs_state *all = luafs_host.states;
 	int i;
 
 	for (i = 0; tid != 0 && i < luafs_host.nstates; i++)
-		if (luafs_host.states[i].busy &&
-		    luafs_host.states[i].owner == tid)
-			return &luafs_host.states[i];
+		if (__atomic_load_n(&all[i].busy, __ATOMIC_RELAXED) &&
+		    __atomic_load_n(&all[i].owner, __ATOMIC_RELAXED) == tid)
+			return &all[i];
 	return NULL;
 }
 
 /*
  * The free state holding the fewest handles, so that files opened together
- * are served by different states (pool lock held).
+ * are served by different states.
  */
 static struct luafs_state *least_loaded_free(void)
 {
@@ -731,7 +731,7 @@ static struct luafs_state *least_loaded_free(void)
 	int i, load, best = INT_MAX;
 
 	for (i = 0; i < luafs_host.nstates; i++) {
-		if (all[i].busy)
+		if (__atomic_load_n(&all[i].busy, __ATOMIC_RELAXED))
 			continue;
 		load = __atomic_load_n(&all[i].nhandles, __ATOMIC_RELAXED);
 		if (load < best) {
@@ -752,53 +752,91 @@ pid_t luafs_tid(void)
 	return tid;
 }
 
+/* The kernel reports the calling thread's id as the request's pid. */
+static pid_t caller_tid(void)
+{
+	struct fuse_context *ctx = fuse_get_context();
+
+	return ctx ? ctx->pid : 0;
+}
+
+static int try_claim(struct luafs_state *s)
+{
+	int free_ = 0;
+
+	return __atomic_compare_exchange_n(&s->busy, &free_, 1, 0,
+					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
 /*
- * Checks out a state: index -1 takes any free one, and a handle's calls
- * wait for their own state.  A request made by a callback of this process
- * to its own mount (caller is that callback's thread) must not wait for a
- * state that only that callback can give back: it takes another free state
- * or gets NULL (EDEADLK) at once instead of hanging the mount.  A state
- * that a published reload prepared switches to the new code first.
+ * A free state, or NULL when a request made by a callback of this process
+ * to its own mount finds none (it must not wait for a state that only that
+ * callback can give back).  Waiters count themselves before they look, and
+ * a release clears busy before it reads the count, so a release either
+ * lets a waiter's claim succeed or wakes it.
  */
-struct luafs_state *luafs_state_acquire(int index, pid_t caller)
+static struct luafs_state *acquire_waiting(int index, int from_request)
 {
 	struct luafs_state *s = NULL, *all = luafs_host.states;
-	int reentrant, fresh = 0;
+	int reentrant;
 
 	pthread_mutex_lock(&luafs_host.pool_lock);
-	reentrant = state_of_thread(caller) != NULL;
+	__atomic_add_fetch(&luafs_host.waiters, 1, __ATOMIC_SEQ_CST);
+	reentrant = from_request && state_of_thread(caller_tid()) != NULL;
 	for (;;) {
 		if (index >= 0 && index < luafs_host.nstates) {
-			if (!all[index].busy)
+			if (try_claim(&all[index]))
 				s = &all[index];
 		} else {
-			s = least_loaded_free();
+			while ((s = least_loaded_free()) != NULL &&
+			       !try_claim(s))
+				;
 		}
 		if (s != NULL || reentrant)
 			break;
 		pthread_cond_wait(&luafs_host.pool_free, &luafs_host.pool_lock);
 	}
-	if (s != NULL) {
-		assert(s->owner == 0);
-		s->busy = 1;
-		s->owner = luafs_tid();
-		fresh = s->next_generation != 0 &&
-			s->next_generation <= luafs_host.generation;
-	}
+	__atomic_sub_fetch(&luafs_host.waiters, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&luafs_host.pool_lock);
-	if (fresh)
+	return s;
+}
+
+/*
+ * Checks out a state: index -1 takes any free one, and a handle's calls
+ * wait for their own state.  When the state wanted is free (the handle's
+ * own, or the least loaded one), checking it out is one compare-and-swap.
+ * A state that a published reload prepared switches to the new code first.
+ */
+struct luafs_state *luafs_state_acquire(int index, int from_request)
+{
+	struct luafs_state *s = NULL, *all = luafs_host.states;
+
+	if (index >= 0 && index < luafs_host.nstates) {
+		if (try_claim(&all[index]))
+			s = &all[index];
+	} else if ((s = least_loaded_free()) != NULL && !try_claim(s)) {
+		s = NULL;
+	}
+	if (s == NULL && (s = acquire_waiting(index, from_request)) == NULL)
+		return NULL;
+	assert(s->owner == 0);
+	__atomic_store_n(&s->owner, luafs_tid(), __ATOMIC_RELAXED);
+	if (s->next_generation != 0 && s->next_generation <=
+	    __atomic_load_n(&luafs_host.generation, __ATOMIC_ACQUIRE))
 		switch_code(s);
 	return s;
 }
 
 void luafs_state_release(struct luafs_state *s)
 {
-	pthread_mutex_lock(&luafs_host.pool_lock);
 	assert(s->busy && s->owner == luafs_tid());
-	s->owner = 0;
-	s->busy = 0;
-	pthread_cond_broadcast(&luafs_host.pool_free);
-	pthread_mutex_unlock(&luafs_host.pool_lock);
+	__atomic_store_n(&s->owner, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->busy, 0, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&luafs_host.waiters, __ATOMIC_SEQ_CST) > 0) {
+		pthread_mutex_lock(&luafs_host.pool_lock);
+		pthread_cond_broadcast(&luafs_host.pool_free);
+		pthread_mutex_unlock(&luafs_host.pool_lock);
+	}
 }
 
 /*
