@@ -241,12 +241,14 @@ int luafs_call(struct luafs_call *c)
 		luafs_log(LOG_ERR, "%s %s: out of Lua memory",
 			  luafs_op_names[c->op], c->path ? c->path : "");
 		c->result = -ENOMEM;
-	} else if (luafs_is_error(L, -1, &e)) {
-		c->result = -e;
 	} else if (status != LUA_OK) {
-		log_error(c, lua_type(L, -1) == LUA_TSTRING ?
-			  lua_tostring(L, -1) : "(no error message)");
-		c->result = -EIO;
+		if (luafs_is_error(L, -1, &e)) {
+			c->result = -e;
+		} else {
+			log_error(c, lua_type(L, -1) == LUA_TSTRING ?
+				  lua_tostring(L, -1) : "(no error message)");
+			c->result = -EIO;
+		}
 	}
 	lua_settop(L, top);
 	drop_handle(L, c);

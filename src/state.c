@@ -737,6 +737,8 @@ static struct luafs_state *least_loaded_free(void)
 		if (load < best) {
 			best = load;
 			s = &all[i];
+			if (load == 0)
+				break;
 		}
 	}
 	return s;
