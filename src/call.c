@@ -1,15 +1,23 @@
 /*
  * call.c: running one script function for one request.
  *
- * Everything that touches the Lua state for a request, pushing arguments
- * included, runs inside one lua_pcall: an error anywhere becomes an answer
- * (-errno, or -EIO with a log line), never a longjmp through libfuse's
- * frames and never a panic.
+ * The script's function runs in lua_pcall, with a message handler that
+ * adds the traceback.  The host's own work around it (pushing the
+ * arguments, reading plain answers) runs outside, at the base of the
+ * state, guarded by a recovery point: an error the host raises there, or
+ * an allocation that fails, reaches the state's panic function, which
+ * jumps back here (luafs_call_recover) instead of aborting.  Lua has
+ * unwound the state by then; no Lua function was running, so nothing else
+ * is left to undo.  Answers that could run the script's code again (a
+ * metamethod, a readdir iterator) are read in a second lua_pcall instead.
+ * Either way an error becomes an answer (-errno, or -EIO with a log
+ * line), never a longjmp through libfuse's frames and never a crash.
  */
 #include "luafs.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <setjmp.h>
 #include <string.h>
 #include <time.h>
 
@@ -68,31 +76,132 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 	return 1;
 }
 
-static int protected_call(lua_State *L)
+/*
+ * failure() for the common shapes, without raising: 1 when the results are
+ * a failure (c->result set), 0 when they are not, -1 when only failure()
+ * can tell (it raises for them).
+ */
+static int plain_failure(lua_State *L, struct luafs_call *c, int first, int n)
 {
-	struct luafs_call *c = lua_touserdata(L, 1);
-	int base, nargs, n;
+	lua_Integer e;
+	int isint;
 
-	/* A reload may have removed an operation libfuse still calls. */
-	if (c->st->ops[c->op] == LUA_NOREF) {
-		c->result = -ENOSYS;
+	if (n == 0)
+		return 0;
+	switch (lua_type(L, first)) {
+	case LUA_TNUMBER:
+		e = lua_tointegerx(L, first, &isint);
+		if (!isint || (e < 0 && !luafs_valid_errno(-e)))
+			return -1;
+		if (e >= 0)
+			return 0;
+		c->result = (int)e;
+		return 1;
+	case LUA_TNIL:
+	case LUA_TBOOLEAN:
+		if (lua_toboolean(L, first) || n < 2 || lua_isnil(L, first + 1))
+			return 0;
+		if (n < 3 || !lua_isinteger(L, first + 2) ||
+		    lua_type(L, first + 2) != LUA_TNUMBER)
+			return -1;
+		e = lua_tointeger(L, first + 2);
+		if (!luafs_valid_errno(e))
+			return -1;
+		c->result = (int)-e;
+		return 1;
+	default:
 		return 0;
 	}
-	c->anchor = lua_gettop(L) + 1;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->ops[c->op]);
-	nargs = c->push(L, c);
-	base = lua_gettop(L) - nargs;
-	lua_call(L, nargs, LUA_MULTRET);
-	n = lua_gettop(L) - base + 1;
-	if (failure(L, c, base, n))
-		return 0;
-	c->result = c->take ? c->take(L, c, base, n) : 0;
+}
+
+/* The script's results, read in protected mode: failure() and take. */
+static int protected_take(lua_State *L)
+{
+	struct luafs_call *c = lua_touserdata(L, 1);
+	int n = lua_gettop(L) - 1;
+
+	if (!failure(L, c, 2, n))
+		c->result = c->take ? c->take(L, c, 2, n) : 0;
 	return 0;
 }
 
 /*
+ * Runs the script's function for c, the message handler at top + 1.
+ * Raises only at the base of the state (see luafs_call_recover).
+ */
+static int run(lua_State *L, struct luafs_call *c, int top)
+{
+	int ref = c->st->ops[c->op], base, n, status;
+
+	/* A reload may have removed an operation libfuse still calls. */
+	if (ref == LUA_NOREF) {
+		c->result = -ENOSYS;
+		return LUA_OK;
+	}
+	c->anchor = top + 2;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	n = c->push(L, c);
+	base = lua_gettop(L) - n;
+	status = lua_pcall(L, n, LUA_MULTRET, top + 1);
+	if (status != LUA_OK)
+		return status;
+	n = lua_gettop(L) - base + 1;
+	switch (plain_failure(L, c, base, n)) {
+	case 1:
+		return LUA_OK;
+	case 0:
+		if (c->take == NULL) {
+			c->result = 0;
+			return LUA_OK;
+		}
+		if (c->bare && c->bare(L, base, n)) {
+			c->result = c->take(L, c, base, n);
+			return LUA_OK;
+		}
+		break;
+	}
+	/* A function may return more values than the stack had room for. */
+	if (!lua_checkstack(L, 2))
+		return LUA_ERRMEM;
+	lua_pushcfunction(L, protected_take);
+	lua_insert(L, base);
+	lua_pushlightuserdata(L, c);
+	lua_insert(L, base + 1);
+	return lua_pcall(L, n + 1, 0, top + 1);
+}
+
+/* Where a host error at the base of this thread's state lands. */
+static __thread jmp_buf *recovery;
+
+/* An error the host raised at the base of the state: run() did not finish. */
+#define HOST_ERROR (-1)
+
+void luafs_call_recover(lua_State *L)
+{
+	(void)L;
+	if (recovery != NULL)
+		longjmp(*recovery, 1);
+}
+
+static int guarded_run(lua_State *L, struct luafs_call *c, int top)
+{
+	jmp_buf here;
+	jmp_buf *outer = recovery;
+	int status;
+
+	if (setjmp(here) != 0) {
+		recovery = outer;
+		return HOST_ERROR;
+	}
+	recovery = &here;
+	status = run(L, c, top);
+	recovery = outer;
+	return status;
+}
+
+/*
  * Userdata that borrow libfuse's memory for one call (FileInfo, BufVec)
- * start with that pointer.  A copy of each sits in protected_call's frame,
+ * start with that pointer.  A copy of each sits on the state's stack,
  * below the script's function, where the script cannot drop it, so the
  * collector cannot free one while the call runs; when the call is over,
  * before anything allocates again, the host clears the pointers, and a
@@ -218,6 +327,8 @@ int luafs_call(struct luafs_call *c)
 	/* No state is ever entered by two threads at once. */
 	assert(c->st->owner == luafs_tid());
 	top = lua_gettop(L);
+	/* Between calls the stack is empty: a host error unwinds it all. */
+	assert(top == 0);
 	c->nborrowed = 0;
 	c->timed_out = 0;
 	luafs_current = c;
@@ -226,10 +337,25 @@ int luafs_call(struct luafs_call *c)
 		lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 4096);
 	}
 	lua_pushcfunction(L, msghandler);
-	lua_pushcfunction(L, protected_call);
-	lua_pushlightuserdata(L, c);
-	status = lua_pcall(L, 1, 0, top + 1);
+	status = guarded_run(L, c, top);
 	expire_borrowed(c);
+	if (status == HOST_ERROR) {
+		/* What Lua left after unwinding: the error object alone. */
+		const char *msg = lua_tostring(L, -1);
+
+		status = msg && strcmp(msg, "not enough memory") == 0 ?
+			 LUA_ERRMEM : LUA_ERRRUN;
+		if (status == LUA_ERRRUN && !c->timed_out) {
+			char line[2048];
+
+			snprintf(line, sizeof(line),
+				 "%s\nstack traceback:\n\t[C]: in ?",
+				 msg ? msg : "(no error message)");
+			log_error(c, line);
+			c->result = -EIO;
+			status = LUA_OK;
+		}
+	}
 	if (luafs_host.call_timeout > 0)
 		lua_sethook(L, NULL, 0, 0);
 	if (c->timed_out) {

@@ -115,6 +115,8 @@ struct luafs_call {
 	struct luafs_state *st;
 	luafs_push_fn push;	/* pushes the arguments, returns how many */
 	luafs_take_fn take;	/* turns results into c->result, may raise */
+	/* Whether take can read these results without running Lua code. */
+	int (*bare)(lua_State *L, int first, int n);
 	void *arg;		/* the operation's own in/out parameters */
 	int result;		/* >= 0 success, < 0 -errno */
 	int timed_out;		/* the call_timeout hook stopped the call */
@@ -125,6 +127,7 @@ struct luafs_call {
 	void *borrowed[LUAFS_MAX_BORROWED];
 };
 int luafs_call(struct luafs_call *c);
+void luafs_call_recover(lua_State *L);
 void luafs_borrow(lua_State *L, int idx);
 
 /* ops.c: the fuse_operations table, NULL where the script has no function. */

@@ -21,16 +21,38 @@ static void push_path(lua_State *L, const char *path)
 		lua_pushnil(L);
 }
 
+/*
+ * bare (see struct luafs_call) says when take can run outside protected
+ * mode: when it cannot run the script's code, through a metamethod or a
+ * function it calls.  Without one, take runs in a lua_pcall of its own.
+ */
+static int call_bare(enum luafs_op op, const char *path,
+		     struct fuse_file_info *fi, luafs_push_fn push,
+		     luafs_take_fn take,
+		     int (*bare)(lua_State *L, int first, int n), void *arg)
+{
+	struct luafs_call c = {
+		.op = op, .path = path, .fi = fi,
+		.push = push, .take = take, .bare = bare, .arg = arg,
+	};
+
+	return luafs_call(&c);
+}
+
 static int call_path(enum luafs_op op, const char *path,
 		     struct fuse_file_info *fi, luafs_push_fn push,
 		     luafs_take_fn take, void *arg)
 {
-	struct luafs_call c = {
-		.op = op, .path = path, .fi = fi,
-		.push = push, .take = take, .arg = arg,
-	};
+	return call_bare(op, path, fi, push, take, NULL, arg);
+}
 
-	return luafs_call(&c);
+/* For takes that read only numbers and strings, which run no Lua code. */
+static int always_bare(lua_State *L, int first, int n)
+{
+	(void)L;
+	(void)first;
+	(void)n;
+	return 1;
 }
 
 /* Arguments most operations share, beside the path and fi. */
@@ -145,10 +167,26 @@ static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
 			  "as luafs.S_IFREG", (unsigned)st->st_mode);
 }
 
+/*
+ * Only a table's metamethods could run Lua code while its fields are read:
+ * a luafs.Stat is copied, and anything but a table is refused unread.
+ */
+static int bare_stat(lua_State *L, int first, int n)
+{
+	if (n < 1 || lua_type(L, first) != LUA_TTABLE)
+		return 1;
+	if (lua_getmetatable(L, first)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	return 1;
+}
+
 static int op_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
-	return call_path(OP_getattr, path, fi, push_p_fi, take_stat, st);
+	return call_bare(OP_getattr, path, fi, push_p_fi, take_stat, bare_stat,
+			 st);
 }
 
 /* readlink */
@@ -330,19 +368,22 @@ static int take_handle(lua_State *L, struct luafs_call *c, int first, int n)
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
-	return call_path(OP_open, path, fi, push_open, take_handle, NULL);
+	return call_bare(OP_open, path, fi, push_open, take_handle, always_bare,
+			 NULL);
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	struct args a = { .n1 = mode };
 
-	return call_path(OP_create, path, fi, push_create, take_handle, &a);
+	return call_bare(OP_create, path, fi, push_create, take_handle,
+			 always_bare, &a);
 }
 
 static int op_opendir(const char *path, struct fuse_file_info *fi)
 {
-	return call_path(OP_opendir, path, fi, push_open, take_handle, NULL);
+	return call_bare(OP_opendir, path, fi, push_open, take_handle,
+			 always_bare, NULL);
 }
 
 static int push_read(lua_State *L, struct luafs_call *c)
@@ -373,7 +414,8 @@ static int op_read(const char *path, char *buf, size_t size, off_t offset,
 {
 	struct args a = { .size = size, .offset = offset, .out = buf };
 
-	return call_path(OP_read, path, fi, push_read, take_read, &a);
+	return call_bare(OP_read, path, fi, push_read, take_read, always_bare,
+			 &a);
 }
 
 static int push_write(lua_State *L, struct luafs_call *c)
@@ -396,7 +438,8 @@ static int op_write(const char *path, const char *buf, size_t size,
 {
 	struct args a = { .data = buf, .size = size, .offset = offset };
 
-	return call_path(OP_write, path, fi, push_write, take_write, &a);
+	return call_bare(OP_write, path, fi, push_write, take_write, always_bare,
+			 &a);
 }
 
 static int take_statvfs(lua_State *L, struct luafs_call *c, int first, int n)
@@ -1052,8 +1095,8 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 	struct args a = { .size = fuse_buf_size(buf), .offset = off,
 			  .out = buf };
 
-	return call_path(OP_write_buf, path, fi, push_write_buf, take_write,
-			 &a);
+	return call_bare(OP_write_buf, path, fi, push_write_buf, take_write,
+			 always_bare, &a);
 }
 
 /* init and destroy run in every state. */

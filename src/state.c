@@ -573,6 +573,7 @@ static void *state_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static int state_panic(lua_State *L)
 {
+	luafs_call_recover(L);
 	luafs_log(LOG_CRIT, "unprotected Lua error: %s", lua_tostring(L, -1));
 	abort();
 }
