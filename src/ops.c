@@ -219,8 +219,8 @@ static int op_readlink(const char *path, char *buf, size_t size)
 
 	if (size == 0)
 		return -EINVAL;
-	return call_path(OP_readlink, path, NULL, push_readlink,
-			 take_readlink, &a);
+	return call_bare(OP_readlink, path, NULL, push_readlink,
+			 take_readlink, always_bare, &a);
 }
 
 /* namespace operations */
@@ -894,7 +894,8 @@ static ssize_t op_copy_file_range(const char *path_in,
 	int in = luafs_handle_state(fi_in), out = luafs_handle_state(fi_out);
 	struct luafs_call c = {
 		.op = OP_copy_file_range, .path = path_in, .fi = fi_in,
-		.push = push_copy, .take = take_copy, .arg = &a,
+		.push = push_copy, .take = take_copy, .bare = always_bare,
+		.arg = &a,
 		.pin = 1 + (in >= 0 ? in : out),
 	};
 
@@ -928,7 +929,8 @@ static off_t op_lseek(const char *path, off_t off, int whence,
 {
 	off_t result = 0;
 	struct args a = { .offset = off, .n1 = whence, .out = &result };
-	int res = call_path(OP_lseek, path, fi, push_lseek, take_lseek, &a);
+	int res = call_bare(OP_lseek, path, fi, push_lseek, take_lseek,
+			    always_bare, &a);
 
 	return res < 0 ? res : result;
 }
@@ -953,7 +955,8 @@ static int op_bmap(const char *path, size_t blocksize, uint64_t *idx)
 {
 	struct args a = { .size = blocksize, .out = idx };
 
-	return call_path(OP_bmap, path, NULL, push_bmap, take_bmap, &a);
+	return call_bare(OP_bmap, path, NULL, push_bmap, take_bmap,
+			 always_bare, &a);
 }
 
 /* ioctl: data in and out, sized by the command's _IOC bits. */
@@ -1077,7 +1080,8 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp,
 	struct args a = { .size = size, .offset = off, .out = bufp };
 
 	*bufp = NULL;
-	return call_path(OP_read_buf, path, fi, push_read, take_read_buf, &a);
+	return call_bare(OP_read_buf, path, fi, push_read, take_read_buf,
+			 always_bare, &a);
 }
 
 static int push_write_buf(lua_State *L, struct luafs_call *c)
