@@ -34,23 +34,41 @@ it there.
 
 /*
  * fail* read errno as an argument, before the first Lua call can clobber
- * it.  strerror_r, because the states of the pool run on many threads.
+ * it.  Failures are common answers (a lookup of a name that does not
+ * exist, a getxattr of one that is not set), so the message is built
+ * cheaply: the C locale's text of the errno, which strerror_r would look
+ * up through gettext on every call (and it is thread-safe, for the states
+ * of the pool), joined in a luaL_Buffer rather than by lua_pushfstring.
  */
 #define ERRBUF 128
+
+static const char *errtext(int err, char *buf)
+{
+	const char *text = strerrordesc_np(err);
+
+	return text ? text : strerror_r(err, buf, ERRBUF);
+}
 
 static int pushfail(lua_State *L, int err, const char *what,
 		    const char *from, const char *to)
 {
 	char buf[ERRBUF];
-	const char *msg = strerror_r(err, buf, sizeof buf);
+	luaL_Buffer b;
 
 	luaL_pushfail(L);
-	if (to)
-		lua_pushfstring(L, "%s: %s -> %s: %s", what, from, to, msg);
-	else if (from)
-		lua_pushfstring(L, "%s: %s: %s", what, from, msg);
-	else
-		lua_pushfstring(L, "%s: %s", what, msg);
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, what);
+	if (from) {
+		luaL_addstring(&b, ": ");
+		luaL_addstring(&b, from);
+	}
+	if (to) {
+		luaL_addstring(&b, " -> ");
+		luaL_addstring(&b, to);
+	}
+	luaL_addstring(&b, ": ");
+	luaL_addstring(&b, errtext(err, buf));
+	luaL_pushresult(&b);
 	lua_pushinteger(L, err);
 	return 3;
 }
@@ -1984,7 +2002,7 @@ static int sys_strerror(lua_State *L)
 {
 	char buf[ERRBUF];
 
-	lua_pushstring(L, strerror_r(checkint(L, 1), buf, sizeof buf));
+	lua_pushstring(L, errtext(checkint(L, 1), buf));
 	return 1;
 }
 
