@@ -345,10 +345,10 @@ struct stat *luafs_test_stat(lua_State *L, int idx)
 {
 	struct statud *u;
 
-	if (lua_type(L, idx) != LUA_TUSERDATA ||
+	/* NULL but for userdata; a light one has no length. */
+	if ((u = lua_touserdata(L, idx)) == NULL ||
 	    lua_rawlen(L, idx) != sizeof(*u))
 		return NULL;
-	u = lua_touserdata(L, idx);
 	return u->tag == STAT_TAG ? &u->st : NULL;
 }
 

@@ -203,6 +203,25 @@ static int optinto(lua_State *L, int idx)
 	return lua_isnoneornil(L, idx) ? 0 : idx;
 }
 
+/* Where the call writes: a luafs.Stat's own buffer, or scratch. */
+static struct stat *stat_buffer(lua_State *L, int into, struct stat *scratch)
+{
+	struct stat *st = into ? luafs_test_stat(L, into) : NULL;
+
+	return st ? st : scratch;
+}
+
+/* The answer once the call succeeded: the luafs.Stat, or a table. */
+static int push_statted(lua_State *L, struct stat *st,
+			const struct stat *scratch, int into)
+{
+	if (st != scratch)
+		lua_pushvalue(L, into);
+	else
+		luafs_push_stat(L, st, into);
+	return 1;
+}
+
 /***
 Status of a file, not following a final symlink.
 @function lstat
@@ -216,12 +235,12 @@ Status of a file, not following a final symlink.
 static int sys_lstat(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
-	struct stat st;
+	int into = optinto(L, 2);
+	struct stat scratch, *st = stat_buffer(L, into, &scratch);
 
-	if (lstat(path, &st) == -1)
+	if (lstat(path, st) == -1)
 		return failpath(L, "lstat", path);
-	luafs_push_stat(L, &st, optinto(L, 2));
-	return 1;
+	return push_statted(L, st, &scratch, into);
 }
 
 /***
@@ -237,12 +256,12 @@ Status of a file, following symlinks.
 static int sys_stat(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
-	struct stat st;
+	int into = optinto(L, 2);
+	struct stat scratch, *st = stat_buffer(L, into, &scratch);
 
-	if (stat(path, &st) == -1)
+	if (stat(path, st) == -1)
 		return failpath(L, "stat", path);
-	luafs_push_stat(L, &st, optinto(L, 2));
-	return 1;
+	return push_statted(L, st, &scratch, into);
 }
 
 /***
@@ -258,12 +277,12 @@ Status of an open file.
 static int sys_fstat(lua_State *L)
 {
 	int fd = checkint(L, 1);
-	struct stat st;
+	int into = optinto(L, 2);
+	struct stat scratch, *st = stat_buffer(L, into, &scratch);
 
-	if (fstat(fd, &st) == -1)
+	if (fstat(fd, st) == -1)
 		return fail(L, "fstat");
-	luafs_push_stat(L, &st, optinto(L, 2));
-	return 1;
+	return push_statted(L, st, &scratch, into);
 }
 
 /***
@@ -283,12 +302,12 @@ static int sys_fstatat(lua_State *L)
 	int dirfd = checkint(L, 1);
 	const char *path = checkpath(L, 2);
 	int flags = optint(L, 3, 0);
-	struct stat st;
+	int into = optinto(L, 4);
+	struct stat scratch, *st = stat_buffer(L, into, &scratch);
 
-	if (fstatat(dirfd, path, &st, flags) == -1)
+	if (fstatat(dirfd, path, st, flags) == -1)
 		return failpath(L, "fstatat", path);
-	luafs_push_stat(L, &st, optinto(L, 4));
-	return 1;
+	return push_statted(L, st, &scratch, into);
 }
 
 /***
