@@ -19,12 +19,20 @@
 
 #define BUFVEC_MT "luafs.BufVec"
 
-/* The metatable by address: one is made for every read_buf and write_buf. */
-static const char bufvec_mt_key;
+/*
+ * The metatables, by address: one BufVec is made for every read_buf and
+ * write_buf.  Only those whose memory buffers were allocated here need a
+ * finalizer; the rest (fd buffers, libfuse's buffers) get a metatable
+ * without __gc, so the collector frees them without calling back into
+ * luafs for each.
+ */
+static const char bufvec_mt_key;	/* with __gc */
+static const char plain_mt_key;		/* the same, without */
 
-static void set_bufvec_mt(lua_State *L)
+static void set_bufvec_mt(lua_State *L, int finalized)
 {
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
+	lua_rawgetp(L, LUA_REGISTRYINDEX,
+		    finalized ? &bufvec_mt_key : &plain_mt_key);
 	lua_setmetatable(L, -2);
 }
 
@@ -47,9 +55,15 @@ static struct bufvec *test_bufvec(lua_State *L, int idx)
 
 	if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
 		return NULL;
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
 	is = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
+	lua_pop(L, 1);
+	if (!is) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
+		is = lua_rawequal(L, -1, -2);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	return is ? lua_touserdata(L, idx) : NULL;
 }
 
@@ -87,14 +101,14 @@ static void release(struct bufvec *u)
 	u->bv = NULL;
 }
 
-static struct bufvec *new_owned(lua_State *L, size_t size)
+static struct bufvec *new_owned(lua_State *L, size_t size, int finalized)
 {
 	struct bufvec *u = lua_newuserdatauv(L, sizeof(*u), 0);
 
 	u->one = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
 	u->bv = &u->one;
 	u->owned = 1;
-	set_bufvec_mt(L);
+	set_bufvec_mt(L, finalized);
 	return u;
 }
 
@@ -109,7 +123,7 @@ static int l_fd(lua_State *L)
 	struct bufvec *u;
 
 	luaL_argcheck(L, size >= 0, 2, "negative size");
-	u = new_owned(L, (size_t)size);
+	u = new_owned(L, (size_t)size, 0);
 	u->bv->buf[0].fd = fd;
 	u->bv->buf[0].flags = FUSE_BUF_IS_FD | (enum fuse_buf_flags)flags |
 			      (seek ? FUSE_BUF_FD_SEEK : 0);
@@ -132,7 +146,7 @@ static int l_mem(lua_State *L)
 		luaL_argcheck(L, n >= 0, 1, "negative size");
 		len = (size_t)n;
 	}
-	u = new_owned(L, len);
+	u = new_owned(L, len, 1);
 	u->bv->buf[0].mem = s ? malloc(len ? len : 1) : calloc(1, len ? len : 1);
 	if (u->bv->buf[0].mem == NULL)
 		return luaL_error(L, "out of memory");
@@ -276,8 +290,10 @@ static int l_tostring(lua_State *L)
 
 static int l_release(lua_State *L)
 {
-	struct bufvec *u = luaL_checkudata(L, 1, BUFVEC_MT);
+	struct bufvec *u = test_bufvec(L, 1);
 
+	if (u == NULL)
+		luaL_typeerror(L, 1, BUFVEC_MT);
 	if (u->owned)
 		release(u);
 	return 0;
@@ -285,8 +301,10 @@ static int l_release(lua_State *L)
 
 static int l_name(lua_State *L)
 {
-	struct bufvec *u = luaL_checkudata(L, 1, BUFVEC_MT);
+	struct bufvec *u = test_bufvec(L, 1);
 
+	if (u == NULL)
+		luaL_typeerror(L, 1, BUFVEC_MT);
 	if (u->bv == NULL)
 		lua_pushliteral(L, "luafs.BufVec (expired)");
 	else
@@ -308,7 +326,7 @@ void luafs_bufvec_open(lua_State *L)
 		{"release", l_release},
 		{NULL, NULL}
 	};
-	static const luaL_Reg meta[] = {
+	static const luaL_Reg meta[] = {	/* __gc first: see below */
 		{"__gc", l_release},
 		{"__close", l_release},
 		{"__tostring", l_name},
@@ -324,8 +342,19 @@ void luafs_bufvec_open(lua_State *L)
 	luaL_newmetatable(L, BUFVEC_MT);
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__index");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "__index");
+	lua_pushvalue(L, -2);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
+	/* The plain metatable: everything but __gc, the methods shared. */
+	lua_createtable(L, 0, 5);
+	luaL_setfuncs(L, meta + 1, 0);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "__index");
+	lua_pushliteral(L, BUFVEC_MT);
+	lua_setfield(L, -2, "__name");
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
+	lua_pop(L, 1);
 	luaL_newlib(L, constructors);
 }
 
@@ -335,7 +364,7 @@ void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv)
 
 	u->bv = bv;
 	u->owned = 0;
-	set_bufvec_mt(L);
+	set_bufvec_mt(L, 0);
 	luafs_borrow(L, -1);
 }
 
@@ -346,6 +375,7 @@ void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv)
 struct fuse_bufvec *luafs_bufvec_take(lua_State *L, int idx, size_t max)
 {
 	struct fuse_bufvec *src, *out;
+	struct bufvec *u;
 	size_t i, len;
 	const char *s;
 
@@ -369,10 +399,11 @@ struct fuse_bufvec *luafs_bufvec_take(lua_State *L, int idx, size_t max)
 		memcpy(out->buf[0].mem, s, len);
 		return out;
 	}
-	if (luaL_testudata(L, idx, BUFVEC_MT) == NULL)
+	if ((u = test_bufvec(L, idx)) == NULL)
 		luaL_error(L, "read_buf must return a string or a luafs.BufVec, "
 			   "got %s", luaL_typename(L, idx));
-	src = check_bufvec(L, idx)->bv;
+	if ((src = u->bv) == NULL)
+		luaL_error(L, "expired or released luafs.BufVec");
 	out = malloc(bufvec_bytes(src->count));
 	if (out == NULL) {
 		luaL_error(L, "out of memory");
