@@ -236,7 +236,7 @@ describe("a pool of states", function()
     local bg = start("readers", table.unpack(slow(6)))
     H.sleep(0.1)
     assert.is_true(m:kill("TERM"))
-    assert.are.equal(0, m:wait(10))
+    assert.are.equal(0, m:wait(10), m:log())
     local r = readers(bg.finish())
     for i = 1, 6 do
       -- a read served before the exit, or one that the exit cut off
@@ -252,7 +252,7 @@ describe("a pool of states", function()
     assert(code == 0, out)
     local r = readers(bg.finish())
     for i = 1, 4 do assert.truthy(r[i].result:match("^state=%d private=%d$"), r[i].result) end
-    assert.are.equal(0, m:wait(10))
+    assert.are.equal(0, m:wait(10), m:log())
   end)
 
   it("keeps the number of states and the memory flat while libfuse churns threads", function()

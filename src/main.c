@@ -648,7 +648,7 @@ int main(int argc, char **argv)
 	struct fuse_operations ops;
 	static char script[PATH_MAX], mnt[PATH_MAX];
 	char *escaped = NULL, *fsname = NULL;
-	int res = EXIT_USAGE;
+	int res = EXIT_USAGE, served;
 
 	/*
 	 * libfuse callocs each request (128 bytes), and calloc bypasses the
@@ -746,8 +746,10 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	if (luafs_reload_start(!cl.noreload) != 0)
 		goto out_unmount;
-	if (serve(&cl) != 0 && !luafs_host.init_failed)
-		luafs_log(LOG_ERR, "the FUSE loop failed");
+	served = serve(&cl);
+	if (served != 0 && !luafs_host.init_failed)
+		luafs_log(LOG_ERR, "the FUSE loop failed: %s", served < 0 ?
+			  strerror(-served) : "error");
 	else if (!luafs_host.init_failed)
 		res = 0;
 	block_signals();
