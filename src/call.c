@@ -44,9 +44,13 @@ static int msghandler(lua_State *L)
 /*
  * The three ways a callback fails: a negative errno, "nil, message, errno",
  * or a raised luafs.error (handled by the caller of lua_pcall).  Returns 1
- * when the results at first..first+n-1 are a failure, with c->result set.
+ * when the results at first..first+n-1 are a failure, with c->result set,
+ * 0 when they are not, and -1 when they are neither (a number that is no
+ * errno, a failure without one), which failure() raises for.  It never
+ * raises itself, so the host can read answers with it unprotected.
  */
-static int failure(lua_State *L, struct luafs_call *c, int first, int n)
+static int failure_shape(lua_State *L, struct luafs_call *c, int first,
+			 int n)
 {
 	lua_Integer e;
 	int isint;
@@ -58,8 +62,7 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 		if (isint && e >= 0)
 			return 0;
 		if (!isint || !luafs_valid_errno(-e))
-			luaL_error(L, "returned %s, which is not a negative "
-				   "errno", lua_tostring(L, first));
+			return -1;
 		c->result = (int)e;
 		return 1;
 	}
@@ -70,48 +73,23 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 	e = n >= 3 && lua_type(L, first + 2) == LUA_TNUMBER ?
 	    lua_tointegerx(L, first + 2, &isint) : 0;
 	if (!isint || !luafs_valid_errno(e))
-		luaL_error(L, "failed without an errno: %s",
-			   luaL_tolstring(L, first + 1, NULL));
+		return -1;
 	c->result = (int)-e;
 	return 1;
 }
 
-/*
- * failure() for the common shapes, without raising: 1 when the results are
- * a failure (c->result set), 0 when they are not, -1 when only failure()
- * can tell (it raises for them).
- */
-static int plain_failure(lua_State *L, struct luafs_call *c, int first, int n)
+/* failure_shape, raising for the answers that are neither. */
+static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 {
-	lua_Integer e;
-	int isint;
+	int f = failure_shape(L, c, first, n);
 
-	if (n == 0)
-		return 0;
-	switch (lua_type(L, first)) {
-	case LUA_TNUMBER:
-		e = lua_tointegerx(L, first, &isint);
-		if (!isint || (e < 0 && !luafs_valid_errno(-e)))
-			return -1;
-		if (e >= 0)
-			return 0;
-		c->result = (int)e;
-		return 1;
-	case LUA_TNIL:
-	case LUA_TBOOLEAN:
-		if (lua_toboolean(L, first) || n < 2 || lua_isnil(L, first + 1))
-			return 0;
-		if (n < 3 || !lua_isinteger(L, first + 2) ||
-		    lua_type(L, first + 2) != LUA_TNUMBER)
-			return -1;
-		e = lua_tointeger(L, first + 2);
-		if (!luafs_valid_errno(e))
-			return -1;
-		c->result = (int)-e;
-		return 1;
-	default:
-		return 0;
-	}
+	if (f >= 0)
+		return f;
+	if (lua_type(L, first) == LUA_TNUMBER)
+		return luaL_error(L, "returned %s, which is not a negative "
+				  "errno", lua_tostring(L, first));
+	return luaL_error(L, "failed without an errno: %s",
+			  luaL_tolstring(L, first + 1, NULL));
 }
 
 /* The script's results, read in protected mode: failure() and take. */
@@ -146,7 +124,7 @@ static int run(lua_State *L, struct luafs_call *c, int top)
 	if (status != LUA_OK)
 		return status;
 	n = lua_gettop(L) - base + 1;
-	switch (plain_failure(L, c, base, n)) {
+	switch (failure_shape(L, c, base, n)) {
 	case 1:
 		return LUA_OK;
 	case 0:
@@ -345,7 +323,7 @@ int luafs_call(struct luafs_call *c)
 
 		status = msg && strcmp(msg, "not enough memory") == 0 ?
 			 LUA_ERRMEM : LUA_ERRRUN;
-		if (status == LUA_ERRRUN && !c->timed_out) {
+		if (status == LUA_ERRRUN) {
 			char line[2048];
 
 			snprintf(line, sizeof(line),

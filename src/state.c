@@ -771,6 +771,18 @@ static int try_claim(struct luafs_state *s)
 					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 }
 
+/* Claims the state wanted (index, or the least loaded one) if it is free. */
+static struct luafs_state *try_acquire(int index)
+{
+	struct luafs_state *s, *all = luafs_host.states;
+
+	if (index >= 0 && index < luafs_host.nstates)
+		return try_claim(&all[index]) ? &all[index] : NULL;
+	while ((s = least_loaded_free()) != NULL && !try_claim(s))
+		;
+	return s;
+}
+
 /*
  * A free state, or NULL when a request made by a callback of this process
  * to its own mount finds none (it must not wait for a state that only that
@@ -780,21 +792,14 @@ static int try_claim(struct luafs_state *s)
  */
 static struct luafs_state *acquire_waiting(int index, int from_request)
 {
-	struct luafs_state *s = NULL, *all = luafs_host.states;
+	struct luafs_state *s;
 	int reentrant;
 
 	pthread_mutex_lock(&luafs_host.pool_lock);
 	__atomic_add_fetch(&luafs_host.waiters, 1, __ATOMIC_SEQ_CST);
 	reentrant = from_request && state_of_thread(caller_tid()) != NULL;
 	for (;;) {
-		if (index >= 0 && index < luafs_host.nstates) {
-			if (try_claim(&all[index]))
-				s = &all[index];
-		} else {
-			while ((s = least_loaded_free()) != NULL &&
-			       !try_claim(s))
-				;
-		}
+		s = try_acquire(index);
 		if (s != NULL || reentrant)
 			break;
 		pthread_cond_wait(&luafs_host.pool_free, &luafs_host.pool_lock);
@@ -812,14 +817,8 @@ static struct luafs_state *acquire_waiting(int index, int from_request)
  */
 struct luafs_state *luafs_state_acquire(int index, int from_request)
 {
-	struct luafs_state *s = NULL, *all = luafs_host.states;
+	struct luafs_state *s = try_acquire(index);
 
-	if (index >= 0 && index < luafs_host.nstates) {
-		if (try_claim(&all[index]))
-			s = &all[index];
-	} else if ((s = least_loaded_free()) != NULL && !try_claim(s)) {
-		s = NULL;
-	}
 	if (s == NULL && (s = acquire_waiting(index, from_request)) == NULL)
 		return NULL;
 	assert(s->owner == 0);
