@@ -54,7 +54,7 @@ struct luafs_state {
 	int nhandles;		/* open handles, to spread new ones */
 	int portable;		/* integer handles are kept in fh itself */
 	int next_portable;
-	struct luafs_memory *mem;	/* the allocator's account */
+	struct luafs_heap *heap;	/* its memory (heap.c) */
 	int wanted_states;	/* the script's "states" field, or 0 */
 };
 
@@ -88,6 +88,12 @@ extern struct luafs_host luafs_host;
 void luafs_log(int priority, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void luafs_log_use_syslog(void);
+
+/* heap.c: the memory of one Lua state, a lua_Alloc and its account. */
+struct luafs_heap *luafs_heap_new(void);
+void *luafs_heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void luafs_heap_limit(struct luafs_heap *h, size_t limit);
+void luafs_heap_free(struct luafs_heap *h);
 
 /* state.c: creating states, loading the script, the pool. */
 #define LUAFS_MAX_STATES 1024

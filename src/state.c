@@ -542,35 +542,6 @@ void luafs_pool_publish(int ok)
 	source_free();
 }
 
-/*
- * Each state allocates through an account, so that -o lua_memory can cap
- * it: an allocation over the cap fails, Lua raises a memory error, and the
- * call answers ENOMEM.
- */
-struct luafs_memory {
-	size_t used;
-	size_t limit;
-};
-
-static void *state_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	struct luafs_memory *m = ud;
-	size_t old = ptr ? osize : 0;
-	void *p;
-
-	if (nsize == 0) {
-		free(ptr);
-		m->used -= old;
-		return NULL;
-	}
-	if (m->limit && nsize > old && m->used + (nsize - old) > m->limit)
-		return NULL;
-	p = realloc(ptr, nsize);
-	if (p != NULL)
-		m->used = m->used - old + nsize;
-	return p;
-}
-
 static int state_panic(lua_State *L)
 {
 	luafs_call_recover(L);
@@ -582,9 +553,9 @@ static void state_close(struct luafs_state *s)
 {
 	if (s->L != NULL)
 		lua_close(s->L);
-	free(s->mem);
+	luafs_heap_free(s->heap);
 	s->L = NULL;
-	s->mem = NULL;
+	s->heap = NULL;
 }
 
 /* Makes *s a state that has run the script; on failure *err says why. */
@@ -599,11 +570,11 @@ static int state_load(struct luafs_state *s, int index, int generation,
 	for (i = 0; i < OP_COUNT; i++)
 		s->ops[i] = s->next_ops[i] = LUA_NOREF;
 	s->table = s->next_table = LUA_NOREF;
-	s->mem = calloc(1, sizeof(*s->mem));
-	s->L = s->mem ? lua_newstate(state_alloc, s->mem) : NULL;
+	s->heap = luafs_heap_new();
+	s->L = s->heap ? lua_newstate(luafs_heap_alloc, s->heap) : NULL;
 	if (s->L == NULL) {
-		free(s->mem);
-		s->mem = NULL;
+		luafs_heap_free(s->heap);
+		s->heap = NULL;
 		*err = strdup("cannot create a Lua state: out of memory");
 		return -1;
 	}
@@ -614,7 +585,7 @@ static int state_load(struct luafs_state *s, int index, int generation,
 	lua_pushlightuserdata(s->L, s);
 	if (lua_pcall(s->L, 1, 0, 0) == LUA_OK) {
 		/* The cap applies to requests, not to loading the script. */
-		s->mem->limit = luafs_host.lua_memory;
+		luafs_heap_limit(s->heap, luafs_host.lua_memory);
 		lua_sethook(s->L, NULL, 0, 0);
 		return 0;
 	}
