@@ -117,6 +117,12 @@ static int run(lua_State *L, struct luafs_call *c, int top)
 		return LUA_OK;
 	}
 	c->anchor = top + 2;
+	/* Only calls with a handle borrow: slots for their anchors. */
+	c->spare = 0;
+	if (c->fi != NULL) {
+		for (c->spare = 0; c->spare < LUAFS_MAX_BORROWED; c->spare++)
+			lua_pushnil(L);
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 	n = c->push(L, c);
 	base = lua_gettop(L) - n;
@@ -179,9 +185,9 @@ static int guarded_run(lua_State *L, struct luafs_call *c, int top)
 
 /*
  * Userdata that borrow libfuse's memory for one call (FileInfo, BufVec)
- * start with that pointer.  A copy of each sits on the state's stack,
- * below the script's function, where the script cannot drop it, so the
- * collector cannot free one while the call runs; when the call is over,
+ * start with that pointer.  A copy of each sits on the state's stack, in
+ * a slot below the script's function where the script cannot drop it, so
+ * the collector cannot free one while the call runs; when the call is over,
  * before anything allocates again, the host clears the pointers, and a
  * copy the script kept raises instead of reading freed memory.
  */
@@ -189,10 +195,10 @@ void luafs_borrow(lua_State *L, int idx)
 {
 	struct luafs_call *c = luafs_current;
 
-	if (c->nborrowed == LUAFS_MAX_BORROWED)
-		luaL_error(L, "too many borrowed objects in one call");
-	lua_pushvalue(L, idx);
-	lua_rotate(L, c->anchor, 1);
+	if (c->spare == 0)
+		luaL_error(L, "no anchor left for a borrowed object");
+	c->spare--;
+	lua_copy(L, idx, c->anchor);
 	c->borrowed[c->nborrowed++] = lua_touserdata(L, c->anchor++);
 }
 

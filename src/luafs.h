@@ -127,9 +127,11 @@ struct luafs_call {
 	int result;		/* >= 0 success, < 0 -errno */
 	int timed_out;		/* the call_timeout hook stopped the call */
 	int pin;		/* 1 + index of the state to run in, or 0 */
-#define LUAFS_MAX_BORROWED 4
+/* A FileInfo and a BufVec (write_buf), or two FileInfos (copy_file_range). */
+#define LUAFS_MAX_BORROWED 2
 	int nborrowed;		/* borrowing userdata handed out */
 	int anchor;		/* stack slot for the next one's anchor */
+	int spare;		/* anchor slots left */
 	void *borrowed[LUAFS_MAX_BORROWED];
 };
 int luafs_call(struct luafs_call *c);
