@@ -123,6 +123,10 @@ struct luafs_call {
 	luafs_take_fn take;	/* turns results into c->result, may raise */
 	/* Whether take can read these results without running Lua code. */
 	int (*bare)(lua_State *L, int first, int n);
+	/* Takes the one answer that is most common and can be no failure
+	 * (a luafs.Stat for getattr), before anything else looks: 1 if it
+	 * did, 0 to go the general way.  May raise, like take. */
+	int (*quick)(lua_State *L, struct luafs_call *c, int first, int n);
 	void *arg;		/* the operation's own in/out parameters */
 	int result;		/* >= 0 success, < 0 -errno */
 	int timed_out;		/* the call_timeout hook stopped the call */

@@ -152,12 +152,8 @@ static const char *take_string(lua_State *L, struct luafs_call *c, int idx,
  * The kernel marks an inode bad for good when getattr gives it no valid
  * file type, so that is an error here, with a log line.
  */
-static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
+static int check_file_type(lua_State *L, const struct stat *st)
 {
-	struct stat *st = c->arg;
-
-	(void)n;
-	luafs_check_stat(L, first, st);
 	switch (st->st_mode & S_IFMT) {
 	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
 	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
@@ -165,6 +161,25 @@ static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
 	}
 	return luaL_error(L, "stat field 'mode' (0%o) has no file type such "
 			  "as luafs.S_IFREG", (unsigned)st->st_mode);
+}
+
+static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	(void)n;
+	luafs_check_stat(L, first, c->arg);
+	return check_file_type(L, c->arg);
+}
+
+/* A luafs.Stat, the answer of fast getattrs: copied, nothing else read. */
+static int quick_stat(lua_State *L, struct luafs_call *c, int first, int n)
+{
+	const struct stat *from;
+
+	if (n < 1 || (from = luafs_test_stat(L, first)) == NULL)
+		return 0;
+	*(struct stat *)c->arg = *from;
+	c->result = check_file_type(L, from);
+	return 1;
 }
 
 /*
@@ -185,8 +200,13 @@ static int bare_stat(lua_State *L, int first, int n)
 static int op_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
-	return call_bare(OP_getattr, path, fi, push_p_fi, take_stat, bare_stat,
-			 st);
+	struct luafs_call c = {
+		.op = OP_getattr, .path = path, .fi = fi, .push = push_p_fi,
+		.take = take_stat, .bare = bare_stat, .quick = quick_stat,
+		.arg = st,
+	};
+
+	return luafs_call(&c);
 }
 
 /* readlink */
