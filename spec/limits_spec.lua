@@ -1,8 +1,10 @@
 -- spec/limits_spec.lua: callbacks that run too long, take too much memory
 -- or wait to be interrupted, through real mounts of
--- spec/fixtures/fault_limits.lua: -o call_timeout answers ETIMEDOUT,
--- -o lua_memory ENOMEM, an interrupted request what the script answers
--- (EINTR here), and SIGTERM stops an endless loop without either limit.
+-- spec/fixtures/fault_limits.lua (and fault_full.lua): -o call_timeout
+-- answers ETIMEDOUT, -o lua_memory ENOMEM (also when the host's own
+-- allocation is the one that fails), an interrupted request what the
+-- script answers (EINTR here), and SIGTERM stops an endless loop without
+-- either limit.
 local H = require "spec.helpers"
 
 local testing, luafs, sys = H.testing, H.luafs, H.sys
@@ -98,6 +100,35 @@ describe("-o lua_memory", function()
   it("lets a script catch the memory error itself", function()
     assert.are.equal("caught: not enough memory\n", read(fs, "grow_pcall"))
     assert.are.equal("ok\n", read(fs, "ok"))
+  end)
+end)
+
+describe("-o lua_memory, a state filled to the last bytes", function()
+  -- The script fills its state until no string fits; the host's own next
+  -- allocation, the path of a name it has not seen, then fails outside any
+  -- Lua function, where only the state's panic function sees it.
+  local fs = testing.mounted(H.fixture("fault_full.lua"),
+    { once = true, options = { "-s", "-o", "lua_memory=4m" } })
+
+  local function stat_err(rel)
+    local st, _, e = sys.stat(fs:path(rel))
+    if st then return st.mode & luafs.S_IFMT end
+    return H.errname(e)
+  end
+
+  it("answers ENOMEM when pushing a request's path fails, and serves the next calls", function()
+    for round = 1, 3 do
+      local name = "never-seen-before-" .. round .. string.rep("x", 60)
+      assert.are.equal("ENOENT", stat_err("fill"))
+      local before = #fs:log()
+      assert.are.equal("ENOMEM", stat_err(name))
+      assert.same({ "luafs: getattr /" .. name .. ": out of Lua memory" },
+        lines_with(fs, before, "memory"))
+      -- The script's strings came through: release found them.
+      assert.are.equal("ENOENT", stat_err("release"))
+      assert.are.equal(luafs.S_IFREG, stat_err("file"))
+      assert.are.equal("ENOENT", stat_err(name .. "-again"))
+    end
   end)
 end)
 
