@@ -119,10 +119,9 @@ static int run(lua_State *L, struct luafs_call *c, int top)
 	c->anchor = top + 2;
 	/* Only calls with a handle borrow: slots for their anchors. */
 	c->spare = 0;
-	if (c->fi != NULL) {
-		for (c->spare = 0; c->spare < LUAFS_MAX_BORROWED; c->spare++)
+	if (c->fi != NULL)
+		for (; c->spare < LUAFS_MAX_BORROWED; c->spare++)
 			lua_pushnil(L);
-	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 	n = c->push(L, c);
 	base = lua_gettop(L) - n;
