@@ -491,6 +491,35 @@ describe("callbacks", function()
     end)
   end)
 
+  -- A mount of its own: no lock may have been asked for before this test.
+  describe("the unlock that libfuse sends at every close", function()
+    local fs = testing.mounted(H.fixture("cb_fileinfo.lua"), { once = true })
+    setup(function() patient(fs) end)
+
+    local function calls()
+      local t = {}
+      for k, v in H.read(fs:path("counts")):gmatch("(%w+)=(%d+)") do t[k] = tonumber(v) end
+      return t
+    end
+    local function open_close(lock)
+      local fd = H.check(sys.open(fs:path("plain"), O_RDWR))
+      if lock then H.check(sys.fcntl_lock(fd, lock, { type = luafs.F_WRLCK })) end
+      H.check(sys.close(fd))
+    end
+
+    it("reaches lock only once a lock has been asked for", function()
+      open_close()
+      assert.same({ read = 0, flush = 1, readdir = 0, lock = 0 }, calls())
+      -- a test asks for no lock: its close still needs no unlock
+      open_close(luafs.F_GETLK)
+      assert.same({ read = 0, flush = 2, readdir = 0, lock = 1 }, calls())
+      open_close(luafs.F_SETLK)
+      assert.same({ read = 0, flush = 3, readdir = 0, lock = 3 }, calls())
+      open_close()
+      assert.same({ read = 0, flush = 4, readdir = 0, lock = 4 }, calls())
+    end)
+  end)
+
   -- portable: integer handles are kept in fi->fh and served by any state
   for _, mode in ipairs { "bound", "portable" } do
   describe("file handles (" .. mode .. ")", function()

@@ -829,11 +829,25 @@ static int take_lock(lua_State *L, struct luafs_call *c, int first, int n)
 	return 0;
 }
 
+/*
+ * libfuse sends an unlock of the whole file at every flush, whether or not
+ * anything was locked.  Until a lock has been asked for there is nothing
+ * to unlock, so unlocks are answered here, sparing a call per close(2).
+ * Set before the call that asks, so no unlock can miss a lock it grants.
+ */
+static int locks_asked;
+
 static int op_lock(const char *path, struct fuse_file_info *fi, int cmd,
 		   struct flock *lk)
 {
 	struct args a = { .n1 = cmd, .out = lk };
 
+	if (cmd != F_GETLK) {
+		if (lk->l_type != F_UNLCK)
+			__atomic_store_n(&locks_asked, 1, __ATOMIC_RELEASE);
+		else if (!__atomic_load_n(&locks_asked, __ATOMIC_ACQUIRE))
+			return 0;
+	}
 	return call_path(OP_lock, path, fi, push_lockop, take_lock, &a);
 }
 
