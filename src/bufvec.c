@@ -101,6 +101,11 @@ static void release(struct bufvec *u)
 	u->bv = NULL;
 }
 
+/*
+ * For BufVec.fd and BufVec.mem, which hold the metatables as upvalues
+ * (1: with __gc, 2: without): an upvalue is an array read, a registry
+ * lookup by address a hash probe, and one BufVec.fd is made per read_buf.
+ */
 static struct bufvec *new_owned(lua_State *L, size_t size, int finalized)
 {
 	struct bufvec *u = lua_newuserdatauv(L, sizeof(*u), 0);
@@ -109,7 +114,8 @@ static struct bufvec *new_owned(lua_State *L, size_t size, int finalized)
 	u->bv = &u->one;
 	u->tag = BUFVEC_TAG;
 	u->owned = 1;
-	set_bufvec_mt(L, finalized);
+	lua_pushvalue(L, lua_upvalueindex(finalized ? 1 : 2));
+	lua_setmetatable(L, -2);
 	return u;
 }
 
@@ -356,7 +362,10 @@ void luafs_bufvec_open(lua_State *L)
 	lua_setfield(L, -2, "__name");
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
 	lua_pop(L, 1);
-	luaL_newlib(L, constructors);
+	luaL_newlibtable(L, constructors);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
+	luaL_setfuncs(L, constructors, 2);
 }
 
 void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv)
