@@ -12,9 +12,6 @@
 
 #define FILEINFO_MT "luafs.FileInfo"
 
-/* The metatable by address: one is made for most requests. */
-static const char fileinfo_mt_key;
-
 /*
  * A FileInfo is told from other userdata by its size and a tag, a fraction
  * of what luaL_checkudata costs on each field a callback reads; only C code
@@ -160,7 +157,7 @@ static int fileinfo_tostring(lua_State *L)
 	return 1;
 }
 
-void luafs_fileinfo_open(lua_State *L)
+int luafs_fileinfo_open(lua_State *L)
 {
 	static const luaL_Reg meta[] = {
 		{"__index", fileinfo_index},
@@ -171,7 +168,7 @@ void luafs_fileinfo_open(lua_State *L)
 
 	luaL_newmetatable(L, FILEINFO_MT);
 	luaL_setfuncs(L, meta, 0);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &fileinfo_mt_key);
+	return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
@@ -187,7 +184,7 @@ void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 	u->fi = fi;
 	u->tag = FILEINFO_TAG;
 	u->writable = writable;
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &fileinfo_mt_key);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, luafs_current->st->fileinfo_mt);
 	lua_setmetatable(L, -2);
 	luafs_borrow(L, -1);
 }

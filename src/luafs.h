@@ -48,6 +48,8 @@ struct luafs_state {
 	int generation;		/* of the code in ops */
 	int next_generation;	/* of next_ops once published, 0: none */
 	int handles;		/* registry ref of the open-handle table */
+	int fileinfo_mt;	/* registry ref of luafs.FileInfo's metatable:
+				   an array read, in most requests */
 	int index;		/* position in the pool */
 	int busy;		/* checked out by a request */
 	pid_t owner;		/* thread that checked it out, or 0 */
@@ -153,7 +155,7 @@ void luafs_config_push(lua_State *L, struct fuse_config *cfg);
 void luafs_host_started(void);
 
 /* fileinfo.c: luafs.FileInfo, borrowed for the duration of one call. */
-void luafs_fileinfo_open(lua_State *L);
+int luafs_fileinfo_open(lua_State *L);
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 			 int writable);
 

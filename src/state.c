@@ -411,7 +411,7 @@ static int load_script(lua_State *L)
 	lua_newtable(L);
 	lua_setfield(L, -2, "stash");
 	lua_pop(L, 1);
-	luafs_fileinfo_open(L);
+	s->fileinfo_mt = luafs_fileinfo_open(L);
 	luafs_pollhandle_open(L);
 	lua_newtable(L);
 	s->handles = luaL_ref(L, LUA_REGISTRYINDEX);
