@@ -51,6 +51,18 @@ describe("luafs.sys", function()
   after_each(function() H.remove(d) end)
 
   describe("file status", function()
+    it("fails with the call, the path and the system's text, however long the path", function()
+      local short = d .. "/nope"
+      assert.same({ nil, "lstat: " .. short .. ": No such file or directory", luafs.ENOENT },
+        { sys.lstat(short) })
+      -- over any buffer kept on the C stack, and still within PATH_MAX
+      local long = short .. string.rep("/x", 1900)
+      assert.same({ nil, "lstat: " .. long .. ": No such file or directory", luafs.ENOENT },
+        { sys.lstat(long) })
+      assert.same({ nil, "rename: " .. long .. " -> " .. long .. "y: No such file or directory", luafs.ENOENT },
+        { sys.rename(long, long .. "y") })
+    end)
+
     it("returns stat tables with exactly getattr's fields, as the system sees them", function()
       H.write(d .. "/f", "12345")
       local st = assert(sys.lstat(d .. "/f"))

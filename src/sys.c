@@ -38,7 +38,7 @@ it there.
  * exist, a getxattr of one that is not set), so the message is built
  * cheaply: the C locale's text of the errno, which strerror_r would look
  * up through gettext on every call (and it is thread-safe, for the states
- * of the pool), joined in a luaL_Buffer rather than by lua_pushfstring.
+ * of the pool), joined by memcpy rather than by lua_pushfstring.
  */
 #define ERRBUF 128
 
@@ -52,23 +52,37 @@ static const char *errtext(int err, char *buf)
 static int pushfail(lua_State *L, int err, const char *what,
 		    const char *from, const char *to)
 {
-	char buf[ERRBUF];
+	char buf[ERRBUF], msg[512];
+	const char *part[7];
+	size_t len[7], total = 0;
+	int n = 0, i;
 	luaL_Buffer b;
+	char *p;
 
-	luaL_pushfail(L);
-	luaL_buffinit(L, &b);
-	luaL_addstring(&b, what);
+	part[n++] = what;
 	if (from) {
-		luaL_addstring(&b, ": ");
-		luaL_addstring(&b, from);
+		part[n++] = ": ";
+		part[n++] = from;
 	}
 	if (to) {
-		luaL_addstring(&b, " -> ");
-		luaL_addstring(&b, to);
+		part[n++] = " -> ";
+		part[n++] = to;
 	}
-	luaL_addstring(&b, ": ");
-	luaL_addstring(&b, errtext(err, buf));
-	luaL_pushresult(&b);
+	part[n++] = ": ";
+	part[n++] = errtext(err, buf);
+	for (i = 0; i < n; i++)
+		total += len[i] = strlen(part[i]);
+	luaL_pushfail(L);
+	/* Joined on the C stack; only a long path needs a luaL_Buffer. */
+	p = total <= sizeof(msg) ? msg : luaL_buffinitsize(L, &b, total);
+	for (i = 0; i < n; i++) {
+		memcpy(p, part[i], len[i]);
+		p += len[i];
+	}
+	if (total <= sizeof(msg))
+		lua_pushlstring(L, msg, total);
+	else
+		luaL_pushresultsize(&b, total);
 	lua_pushinteger(L, err);
 	return 3;
 }
