@@ -656,8 +656,9 @@ describe("callbacks", function()
     it("describes the caller: uid, gid, pid, groups, and init's private value", function()
       local me = fields(H.read(fs:path("context")))
       assert.same({ uid = tostring(sys.getuid()), gid = tostring(sys.getgid()), pid = tostring(sys.getpid()),
-        interrupted = "false", private = "private" }, { uid = me.uid, gid = me.gid, pid = me.pid,
-        interrupted = me.interrupted, private = me.private })
+        interrupted = "false", keys = "gid,pid,private,uid,umask", private = "private" },
+        { uid = me.uid, gid = me.gid, pid = me.pid, interrupted = me.interrupted, keys = me.keys,
+          private = me.private })
       local out = as_user("echo $$; exec cat " .. H.quote(fs:path("context")))
       local other = fields(out[2])
       assert.same({ uid = "1234", gid = "5678", pid = out[1], groups = "100,200,300", interrupted = "false" },
@@ -692,7 +693,7 @@ describe("callbacks", function()
         assert.falsy(ok)
         assert.truthy(tostring(err):find("luafs." .. name .. ": not inside a luafs callback", 1, true), err)
       end
-      assert.are.equal("uid=0 gid=0 pid=0 umask=00 groups= interrupted=false private=nil",
+      assert.are.equal("uid=0 gid=0 pid=0 umask=00 groups= interrupted=false keys=gid,pid,uid,umask private=nil",
         H.read(fs:path("init")):match("^[^\n]*"))
     end)
 

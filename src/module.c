@@ -118,22 +118,26 @@ static int error_tostring(lua_State *L)
 	return 1;
 }
 
-/* luafs.context() -> { uid, gid, pid, umask, private } of the caller. */
+/*
+ * luafs.context() -> { uid, gid, pid, umask, private } of the caller.  The
+ * field names are its upvalues, in that order: lua_setfield would look
+ * each name up as a C string first, on every call.
+ */
 static int l_context(lua_State *L)
 {
 	struct fuse_context *ctx = check_context(L, "context");
+	lua_Integer v[4] = { ctx->uid, ctx->gid, ctx->pid, ctx->umask };
+	int i;
 
 	lua_createtable(L, 0, 5);
-	lua_pushinteger(L, ctx->uid);
-	lua_setfield(L, -2, "uid");
-	lua_pushinteger(L, ctx->gid);
-	lua_setfield(L, -2, "gid");
-	lua_pushinteger(L, ctx->pid);
-	lua_setfield(L, -2, "pid");
-	lua_pushinteger(L, ctx->umask);
-	lua_setfield(L, -2, "umask");
+	for (i = 0; i < 4; i++) {
+		lua_pushvalue(L, lua_upvalueindex(i + 1));
+		lua_pushinteger(L, v[i]);
+		lua_rawset(L, -3);
+	}
+	lua_pushvalue(L, lua_upvalueindex(5));
 	luafs_push_private(L);
-	lua_setfield(L, -2, "private");
+	lua_rawset(L, -3);
 	return 1;
 }
 
@@ -200,7 +204,6 @@ static int l_log(lua_State *L)
 
 static const luaL_Reg module_funcs[] = {
 	{"error", l_error},
-	{"context", l_context},
 	{"groups", l_groups},
 	{"interrupted", l_interrupted},
 	{"version", l_version},
@@ -220,6 +223,13 @@ int luaopen_luafs(lua_State *L)
 	}
 	lua_pop(L, 1);
 	luaL_newlib(L, module_funcs);
+	lua_pushliteral(L, "uid");
+	lua_pushliteral(L, "gid");
+	lua_pushliteral(L, "pid");
+	lua_pushliteral(L, "umask");
+	lua_pushliteral(L, "private");
+	lua_pushcclosure(L, l_context, 5);
+	lua_setfield(L, -2, "context");
 	luafs_set_constants(L, -1);
 	luafs_open_sys(L);
 	lua_setfield(L, -2, "sys");
