@@ -230,8 +230,14 @@ end
 local st_buf = luafs.Stat()
 local fstat, fstatat = sys.fstat, sys.fstatat
 
+-- fd_of inlined: the kernel asks for the attributes of an open file
+-- before each of its reads when attr_timeout is 0.
 function fs.getattr(path, fi)
-  if fi then return fstat(fd_of(fi), st_buf) end
+  if fi then
+    local h = fi.fh
+    if type(h) == "table" then h = h.fd end
+    return fstat(h, st_buf)
+  end
   return fstatat(rootfd, rel[path], AT_SYMLINK_NOFOLLOW, st_buf)
 end
 
