@@ -14,6 +14,13 @@ local O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL = luafs.O_RDONLY, luafs.O_WRON
   luafs.O_RDWR, luafs.O_CREAT, luafs.O_EXCL
 local O_DIRECTORY = luafs.O_DIRECTORY
 
+-- The "name=N name=N ..." that a fixture's file reads as, as a table.
+local function counters(path)
+  local t = {}
+  for k, v in H.read(path):gmatch("([%w_]+)=(%d+)") do t[k] = tonumber(v) end
+  return t
+end
+
 -- Hosts may run under valgrind (scripts/test): give them time to exit.
 local function patient(fs)
   local m = rawget(fs, "m")
@@ -349,11 +356,7 @@ describe("callbacks", function()
     setup(function() patient(fs) end)
 
     local function report() return H.lines(H.read(fs:path("report"))) end
-    local function counts()
-      local t = {}
-      for k, v in H.read(fs:path("counts")):gmatch("(%w+)=(%d+)") do t[k] = tonumber(v) end
-      return t
-    end
+    local function counts() return counters(fs:path("counts")) end
     local function lines_of(op, path)
       local t = {}
       for _, line in ipairs(report()) do
@@ -496,11 +499,7 @@ describe("callbacks", function()
     local fs = testing.mounted(H.fixture("cb_fileinfo.lua"), { once = true })
     setup(function() patient(fs) end)
 
-    local function calls()
-      local t = {}
-      for k, v in H.read(fs:path("counts")):gmatch("(%w+)=(%d+)") do t[k] = tonumber(v) end
-      return t
-    end
+    local function calls() return counters(fs:path("counts")) end
     local function open_close(lock)
       local fd = H.check(sys.open(fs:path("plain"), O_RDWR))
       if lock then H.check(sys.fcntl_lock(fd, lock, { type = luafs.F_WRLCK })) end
@@ -709,11 +708,7 @@ describe("callbacks", function()
     local fs = testing.mounted(H.fixture("cb_readdir.lua"), { once = true, args = { "50" } })
     setup(function() patient(fs) end)
 
-    local function probe()
-      local t = {}
-      for k, v in H.read(fs:path("probe")):gmatch("([%w_]+)=(%d+)") do t[k] = tonumber(v) end
-      return t
-    end
+    local function probe() return counters(fs:path("probe")) end
 
     -- name -> type (a luafs.DT_* value) of every entry, in order of arrival
     local function entries(rel)

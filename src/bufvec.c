@@ -29,13 +29,6 @@
 static const char bufvec_mt_key;	/* with __gc */
 static const char plain_mt_key;		/* the same, without */
 
-static void set_bufvec_mt(lua_State *L, int finalized)
-{
-	lua_rawgetp(L, LUA_REGISTRYINDEX,
-		    finalized ? &bufvec_mt_key : &plain_mt_key);
-	lua_setmetatable(L, -2);
-}
-
 /*
  * A BufVec is told from other userdata by its size and a tag, as a
  * FileInfo is: a metatable comparison costs several times more, twice per
@@ -375,7 +368,8 @@ void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv)
 	u->bv = bv;
 	u->tag = BUFVEC_TAG;
 	u->owned = 0;
-	set_bufvec_mt(L, 0);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
+	lua_setmetatable(L, -2);
 	luafs_borrow(L, -1);
 }
 

@@ -118,9 +118,8 @@ static int run(lua_State *L, struct luafs_call *c, int top)
 	}
 	c->anchor = top + 2;
 	/* Only calls with a handle borrow: slots for their anchors. */
-	c->spare = 0;
 	if (c->fi != NULL)
-		for (; c->spare < LUAFS_MAX_BORROWED; c->spare++)
+		for (n = 0; n < LUAFS_MAX_BORROWED; n++)
 			lua_pushnil(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 	n = c->push(L, c);
@@ -195,12 +194,12 @@ static int guarded_run(lua_State *L, struct luafs_call *c, int top)
 void luafs_borrow(lua_State *L, int idx)
 {
 	struct luafs_call *c = luafs_current;
+	int slot = c->anchor + c->nborrowed;
 
-	if (c->spare == 0)
+	if (c->fi == NULL || c->nborrowed == LUAFS_MAX_BORROWED)
 		luaL_error(L, "no anchor left for a borrowed object");
-	c->spare--;
-	lua_copy(L, idx, c->anchor);
-	c->borrowed[c->nborrowed++] = lua_touserdata(L, c->anchor++);
+	lua_copy(L, idx, slot);
+	c->borrowed[c->nborrowed++] = lua_touserdata(L, slot);
 }
 
 /* Runs outside protected mode, and allocates nothing. */

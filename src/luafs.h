@@ -136,8 +136,7 @@ struct luafs_call {
 /* A FileInfo and a BufVec (write_buf), or two FileInfos (copy_file_range). */
 #define LUAFS_MAX_BORROWED 2
 	int nborrowed;		/* borrowing userdata handed out */
-	int anchor;		/* stack slot for the next one's anchor */
-	int spare;		/* anchor slots left */
+	int anchor;		/* stack slot of the first one's anchor */
 	void *borrowed[LUAFS_MAX_BORROWED];
 };
 int luafs_call(struct luafs_call *c);
