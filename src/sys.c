@@ -111,23 +111,52 @@ static int ok(lua_State *L)
 
 /* Arguments */
 
-static lua_Integer checkrange(lua_State *L, int arg, lua_Integer min,
+/*
+ * Every passthrough request makes a sys call or two, so arguments are read
+ * with one API call each in the common case; luaL's checks run only to
+ * raise their usual messages for a wrong argument.
+ */
+static inline lua_Integer checkinteger(lua_State *L, int arg)
+{
+	int isnum;
+	lua_Integer v = lua_tointegerx(L, arg, &isnum);
+
+	return isnum ? v : luaL_checkinteger(L, arg);
+}
+
+static inline lua_Integer checkrange(lua_State *L, int arg, lua_Integer min,
 			      lua_Integer max)
 {
-	lua_Integer v = luaL_checkinteger(L, arg);
+	lua_Integer v = checkinteger(L, arg);
 
 	luaL_argcheck(L, min <= v && v <= max, arg, "out of range");
 	return v;
 }
 
+/* An integer in range, or def for none or nil. */
+static inline lua_Integer optrange(lua_State *L, int arg, lua_Integer def,
+			    lua_Integer min, lua_Integer max)
+{
+	int isnum;
+	lua_Integer v = lua_tointegerx(L, arg, &isnum);
+
+	if (!isnum) {
+		if (lua_isnoneornil(L, arg))
+			return def;
+		v = luaL_checkinteger(L, arg);
+	}
+	luaL_argcheck(L, min <= v && v <= max, arg, "out of range");
+	return v;
+}
+
 #define checkint(L, arg) ((int)checkrange(L, arg, INT_MIN, INT_MAX))
-#define optint(L, arg, def) luaL_opt(L, checkint, arg, def)
+#define optint(L, arg, def) ((int)optrange(L, arg, def, INT_MIN, INT_MAX))
 #define checkmode(L, arg) ((mode_t)checkrange(L, arg, 0, (mode_t)-1))
-#define optmode(L, arg, def) luaL_opt(L, checkmode, arg, def)
+#define optmode(L, arg, def) ((mode_t)optrange(L, arg, def, 0, (mode_t)-1))
 #define checksize(L, arg) ((size_t)checkrange(L, arg, 0, SSIZE_MAX))
-#define checkoff(L, arg) ((off_t)luaL_checkinteger(L, arg))
+#define checkoff(L, arg) ((off_t)checkinteger(L, arg))
 #define checkuint(L, arg) ((unsigned)checkrange(L, arg, 0, UINT_MAX))
-#define optuint(L, arg, def) luaL_opt(L, checkuint, arg, def)
+#define optuint(L, arg, def) ((unsigned)optrange(L, arg, def, 0, UINT_MAX))
 
 /* -1 leaves the owner or group as it is, as in chown(2). */
 static id_t checkid(lua_State *L, int arg)
@@ -137,11 +166,13 @@ static id_t checkid(lua_State *L, int arg)
 
 /* The kernel would stop a path at its first zero byte; refuse it here
  * instead of touching a different file. */
-static const char *checkpath(lua_State *L, int arg)
+static inline const char *checkpath(lua_State *L, int arg)
 {
 	size_t len;
-	const char *s = luaL_checklstring(L, arg, &len);
+	const char *s = lua_tolstring(L, arg, &len);
 
+	if (s == NULL)
+		s = luaL_checklstring(L, arg, &len);
 	luaL_argcheck(L, strlen(s) == len, arg, "contains a zero byte");
 	return s;
 }
@@ -209,20 +240,22 @@ static void pushscratch(lua_State *L, struct scratch *s, size_t n)
 /* File status */
 
 /*
- * The optional last argument of the stat calls: a stat table or luafs.Stat
- * to fill and return instead of a new table.  Its stack index, or 0.
+ * The optional last argument of the stat calls: a luafs.Stat or a stat
+ * table to fill and return instead of a new table.  Sets *into to its
+ * stack index, or 0, and returns where the call writes: the luafs.Stat's
+ * own buffer, or scratch.
  */
-static int optinto(lua_State *L, int idx)
+static struct stat *stat_into(lua_State *L, int idx, int *into,
+			      struct stat *scratch)
 {
-	return lua_isnoneornil(L, idx) ? 0 : idx;
-}
+	struct stat *st = luafs_test_stat(L, idx);
 
-/* Where the call writes: a luafs.Stat's own buffer, or scratch. */
-static struct stat *stat_buffer(lua_State *L, int into, struct stat *scratch)
-{
-	struct stat *st = into ? luafs_test_stat(L, into) : NULL;
-
-	return st ? st : scratch;
+	if (st != NULL) {
+		*into = idx;
+		return st;
+	}
+	*into = lua_isnoneornil(L, idx) ? 0 : idx;
+	return scratch;
 }
 
 /* The answer once the call succeeded: the luafs.Stat, or a table. */
@@ -249,8 +282,8 @@ Status of a file, not following a final symlink.
 static int sys_lstat(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
-	int into = optinto(L, 2);
-	struct stat scratch, *st = stat_buffer(L, into, &scratch);
+	int into;
+	struct stat scratch, *st = stat_into(L, 2, &into, &scratch);
 
 	if (lstat(path, st) == -1)
 		return failpath(L, "lstat", path);
@@ -270,8 +303,8 @@ Status of a file, following symlinks.
 static int sys_stat(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
-	int into = optinto(L, 2);
-	struct stat scratch, *st = stat_buffer(L, into, &scratch);
+	int into;
+	struct stat scratch, *st = stat_into(L, 2, &into, &scratch);
 
 	if (stat(path, st) == -1)
 		return failpath(L, "stat", path);
@@ -291,8 +324,8 @@ Status of an open file.
 static int sys_fstat(lua_State *L)
 {
 	int fd = checkint(L, 1);
-	int into = optinto(L, 2);
-	struct stat scratch, *st = stat_buffer(L, into, &scratch);
+	int into;
+	struct stat scratch, *st = stat_into(L, 2, &into, &scratch);
 
 	if (fstat(fd, st) == -1)
 		return fail(L, "fstat");
@@ -316,8 +349,8 @@ static int sys_fstatat(lua_State *L)
 	int dirfd = checkint(L, 1);
 	const char *path = checkpath(L, 2);
 	int flags = optint(L, 3, 0);
-	int into = optinto(L, 4);
-	struct stat scratch, *st = stat_buffer(L, into, &scratch);
+	int into;
+	struct stat scratch, *st = stat_into(L, 4, &into, &scratch);
 
 	if (fstatat(dirfd, path, st, flags) == -1)
 		return failpath(L, "fstatat", path);
@@ -645,7 +678,7 @@ static off64_t *optoffp(lua_State *L, int arg, off64_t *off)
 {
 	if (lua_isnoneornil(L, arg))
 		return NULL;
-	*off = luaL_checkinteger(L, arg);
+	*off = checkinteger(L, arg);
 	return off;
 }
 
@@ -1262,10 +1295,10 @@ static int sys_fchownat(lua_State *L)
  * UTIME_NOW and UTIME_OMIT pass through untouched. */
 static void checktimes(lua_State *L, int arg, struct timespec ts[2])
 {
-	ts[0].tv_sec = (time_t)luaL_checkinteger(L, arg);
-	ts[0].tv_nsec = (long)luaL_checkinteger(L, arg + 1);
-	ts[1].tv_sec = (time_t)luaL_checkinteger(L, arg + 2);
-	ts[1].tv_nsec = (long)luaL_checkinteger(L, arg + 3);
+	ts[0].tv_sec = (time_t)checkinteger(L, arg);
+	ts[0].tv_nsec = (long)checkinteger(L, arg + 1);
+	ts[1].tv_sec = (time_t)checkinteger(L, arg + 2);
+	ts[1].tv_nsec = (long)checkinteger(L, arg + 3);
 }
 
 /***
@@ -1535,7 +1568,7 @@ static int dir_seek(lua_State *L)
 {
 	DIR *dir = checkdir(L);
 
-	seekdir(dir, (long)luaL_checkinteger(L, 2));
+	seekdir(dir, (long)checkinteger(L, 2));
 	return ok(L);
 }
 
