@@ -480,11 +480,21 @@ describe("callbacks", function()
         local what, msg = line:match("^misuse (.-) of a kept FileInfo: (.*)$")
         if what then msgs[what] = msg end
       end
-      for _, what in ipairs { "read flags", "read fh", "set fh", "set direct_io" } do
+      for _, what in ipairs { "read flags", "read fh", "set fh", "set direct_io", "read flags in a coroutine" } do
         assert.truthy(msgs[what] and msgs[what]:find("expired luafs.FileInfo (used after its callback returned)",
           1, true), what .. ": " .. tostring(msgs[what]))
       end
       assert.are.equal("luafs.FileInfo (expired)", msgs.tostring)
+      assert.are.equal("userdata", msgs.type)
+      assert.are.equal("false", msgs["compare with this call's"])
+      local other = {}
+      for _, line in ipairs(report()) do
+        local what, msg = line:match("^misuse (.-) another light userdata: (.*)$")
+        if what then other[what] = msg end
+      end
+      assert.truthy(other.index and other.index:find("a light userdata that is not a luafs.FileInfo has no fields",
+        1, true), tostring(other.index))
+      assert.matches("^userdata: 0x%x+$", other.tostring)
       local before = #fs:log()
       assert.are.equal("EIO", with_fd(fs:path("kept_raw"), O_RDONLY, function(fd) return E(sys.pread, fd, 10, 0) end))
       local lines = log_since(fs.m, before)

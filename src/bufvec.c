@@ -6,7 +6,7 @@
  * never becomes a Lua string.
  *
  * A BufVec either borrows libfuse's bufvec for one write_buf call (expired
- * afterwards, like FileInfo) or owns a bufvec the script made, freed by one
+ * afterwards: a copy kept raises) or owns a bufvec the script made, freed by one
  * idempotent release shared by __gc and __close.  Copying from a BufVec
  * the script made does not use it up; copying from write_buf's does (see
  * cursor).
@@ -31,7 +31,7 @@ static const char plain_mt_key;		/* the same, without */
 
 /*
  * A BufVec is told from other userdata by its size and a tag, as a
- * FileInfo is: a metatable comparison costs several times more, twice per
+ * luafs.Stat is: a metatable comparison costs several times more, twice per
  * read_buf (BufVec.fd's answer is checked when it is taken).
  */
 #define BUFVEC_TAG UINT64_C(0x6c75616673427556)	/* "luafsBuV" */

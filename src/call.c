@@ -117,10 +117,8 @@ static int run(lua_State *L, struct luafs_call *c, int top)
 		return LUA_OK;
 	}
 	c->anchor = top + 2;
-	/* Only calls with a handle borrow: slots for their anchors. */
-	if (c->fi != NULL)
-		for (n = 0; n < LUAFS_MAX_BORROWED; n++)
-			lua_pushnil(L);
+	if (c->borrows)
+		lua_pushnil(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 	n = c->push(L, c);
 	base = lua_gettop(L) - n;
@@ -184,29 +182,31 @@ static int guarded_run(lua_State *L, struct luafs_call *c, int top)
 }
 
 /*
- * Userdata that borrow libfuse's memory for one call (FileInfo, BufVec)
- * start with that pointer.  A copy of each sits on the state's stack, in
- * a slot below the script's function where the script cannot drop it, so
- * the collector cannot free one while the call runs; when the call is over,
- * before anything allocates again, the host clears the pointers, and a
- * copy the script kept raises instead of reading freed memory.
+ * A BufVec that borrows libfuse's memory for one call (write_buf's) starts
+ * with that pointer.  A copy of it sits on the state's stack, in a slot
+ * below the script's function where the script cannot drop it, so the
+ * collector cannot free it while the call runs; when the call is over,
+ * before anything allocates again, the host clears the pointer, and a copy
+ * the script kept raises instead of reading freed memory.
  */
 void luafs_borrow(lua_State *L, int idx)
 {
 	struct luafs_call *c = luafs_current;
-	int slot = c->anchor + c->nborrowed;
 
-	if (c->fi == NULL || c->nborrowed == LUAFS_MAX_BORROWED)
+	if (!c->borrows || c->borrowed != NULL)
 		luaL_error(L, "no anchor left for a borrowed object");
-	lua_copy(L, idx, slot);
-	c->borrowed[c->nborrowed++] = lua_touserdata(L, slot);
+	lua_copy(L, idx, c->anchor);
+	c->borrowed = lua_touserdata(L, c->anchor);
 }
 
 /* Runs outside protected mode, and allocates nothing. */
 static void expire_borrowed(struct luafs_call *c)
 {
-	while (c->nborrowed > 0)
-		*(void **)c->borrowed[--c->nborrowed] = NULL;
+	if (c->st->nfi != 0)
+		luafs_fileinfo_end(c->st);
+	if (c->borrowed != NULL)
+		*(void **)c->borrowed = NULL;
+	c->borrowed = NULL;
 }
 
 /* Logs an error with its traceback on one line. */
@@ -313,7 +313,7 @@ int luafs_call(struct luafs_call *c)
 	top = lua_gettop(L);
 	/* Between calls the stack is empty: a host error unwinds it all. */
 	assert(top == 0);
-	c->nborrowed = 0;
+	c->borrowed = NULL;
 	c->timed_out = 0;
 	luafs_current = c;
 	if (luafs_host.call_timeout > 0) {

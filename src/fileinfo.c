@@ -1,10 +1,18 @@
 /*
  * fileinfo.c: luafs.FileInfo, a view of libfuse's struct fuse_file_info.
  *
- * The struct belongs to libfuse and lives only while its callback runs, so
- * the userdata borrows it: the host clears the pointer when the callback
- * returns, and a FileInfo kept beyond that raises "expired" instead of
- * touching freed memory (see luafs_borrow).
+ * The struct belongs to libfuse and lives only while its callback runs.  A
+ * FileInfo is a light userdata that holds no pointer: it names a slot of
+ * its state's current call (luafs_state's fi[]) and that call's key, and
+ * reads the struct through the slot only while the key is the state's.
+ * Between calls the state has no key, and each call gets a new one, so a
+ * FileInfo kept beyond its callback raises "expired" instead of touching
+ * freed memory.  Being no object, it costs the call no allocation and the
+ * collector nothing; in a random read (a getattr and a read_buf, each with
+ * a FileInfo) that was a tenth of the host's instructions.
+ *
+ * Lua gives all light userdata of a state one metatable, so this file's
+ * metamethods also see other light userdata, which they refuse.
  */
 #include "luafs.h"
 
@@ -13,29 +21,60 @@
 #define FILEINFO_MT "luafs.FileInfo"
 
 /*
- * A FileInfo is told from other userdata by its size and a tag, a fraction
- * of what luaL_checkudata costs on each field a callback reads; only C code
- * makes userdata, and none but this file makes one with the tag.
+ * The value: KEY_MARK in the top byte (not an address of user space, so
+ * no pointer another library makes into a light userdata is taken for a
+ * FileInfo), the call's serial, the slot, and bit 0 set.
  */
-#define FILEINFO_TAG UINT64_C(0x6c75616673466949)	/* "luafsFiI" */
+#define KEY_SHIFT 2
+#define KEY_MARK ((uintptr_t)0xf1 << (sizeof(uintptr_t) * 8 - 8))
+#define SERIAL_MASK (((uintptr_t)1 << (sizeof(uintptr_t) * 8 - 8 - \
+					KEY_SHIFT)) - 1)
+#define SLOT_BIT ((uintptr_t)2)
 
-struct fileinfo {
-	struct fuse_file_info *fi;	/* first: cleared by luafs_borrow */
-	uint64_t tag;
-	int writable;		/* open, create, opendir may set the flags */
-};
-
-static struct fileinfo *check_fileinfo(lua_State *L)
+/* After a call that pushed a FileInfo: its key is no longer the state's. */
+void luafs_fileinfo_end(struct luafs_state *s)
 {
-	struct fileinfo *u = lua_touserdata(L, 1);
+	s->fi_key = 0;
+	s->nfi = 0;
+}
 
-	if (u == NULL || lua_rawlen(L, 1) != sizeof(*u) ||
-	    u->tag != FILEINFO_TAG)
+/*
+ * A state's extra space holds 1 + its index in the pool (0 for the state
+ * a reload checks a script in), not its address: the first state is loaded
+ * before the pool exists and moved into it, and every coroutine gets a
+ * copy of the extra space when it is made.
+ */
+static struct luafs_state *state_of(lua_State *L)
+{
+	intptr_t n = *(intptr_t *)lua_getextraspace(L);
+
+	return n > 0 && n <= luafs_host.nstates && luafs_host.states != NULL ?
+	       &luafs_host.states[n - 1] : NULL;
+}
+
+static int is_fileinfo(uintptr_t v)
+{
+	return (v & ~(SERIAL_MASK << KEY_SHIFT | SLOT_BIT)) == (KEY_MARK | 1);
+}
+
+/* The struct behind the FileInfo at index 1, and its slot. */
+static struct fuse_file_info *check_fileinfo(lua_State *L, unsigned *slot)
+{
+	uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
+	struct luafs_state *s;
+
+	if (!is_fileinfo(v)) {
+		if (lua_islightuserdata(L, 1))
+			luaL_error(L, "a light userdata that is not a "
+				   FILEINFO_MT " has no fields");
 		luaL_typeerror(L, 1, FILEINFO_MT);
-	if (u->fi == NULL)
+	}
+	s = state_of(L);
+	if (s == NULL || s->fi_key == 0 || (v & ~SLOT_BIT) != s->fi_key)
 		luaL_error(L, "expired luafs.FileInfo "
 			   "(used after its callback returned)");
-	return u;
+	*slot = (unsigned)(v >> 1 & 1);
+	return s->fi[*slot];
 }
 
 enum field {
@@ -52,12 +91,12 @@ static const char *const field_names[] = {
 
 static int fileinfo_index(lua_State *L)
 {
-	struct fileinfo *u = check_fileinfo(L);
-	struct fuse_file_info *fi = u->fi;
+	unsigned slot;
+	struct fuse_file_info *fi = check_fileinfo(L, &slot);
 
 	switch (luaL_checkoption(L, 2, NULL, field_names)) {
 	case F_FH:
-		luafs_handle_push(L, luafs_current->st, fi);
+		luafs_handle_push(L, state_of(L), fi);
 		break;
 	case F_FLAGS:
 		lua_pushinteger(L, fi->flags);
@@ -98,8 +137,10 @@ static int fileinfo_index(lua_State *L)
 
 static int fileinfo_newindex(lua_State *L)
 {
-	struct fileinfo *u = check_fileinfo(L);
-	struct fuse_file_info *fi = u->fi;
+	unsigned slot;
+	struct fuse_file_info *fi = check_fileinfo(L, &slot);
+	struct luafs_state *s = state_of(L);
+	int writable = s->fi_writable >> slot & 1;
 	int field = luaL_checkoption(L, 2, NULL, field_names);
 	unsigned int on = lua_toboolean(L, 3);
 
@@ -113,16 +154,16 @@ static int fileinfo_newindex(lua_State *L)
 		 * reference that a later handle reuses; release drops it
 		 * anyway.
 		 */
-		if (!u->writable && op != OP_release && op != OP_releasedir &&
+		if (!writable && op != OP_release && op != OP_releasedir &&
 		    (fi->fh == 0 || lua_isnoneornil(L, 3)))
 			return luaL_error(L, "luafs.FileInfo: fi.fh can only be "
 					  "replaced here, by a value that is "
 					  "not nil; a file gets its handle in "
 					  "open, create or opendir");
-		luafs_handle_set(L, luafs_current->st, fi, 3);
+		luafs_handle_set(L, s, fi, 3);
 		return 0;
 	}
-	if (!u->writable || field > F_NOFLUSH || field == F_FLAGS)
+	if (!writable || field > F_NOFLUSH || field == F_FLAGS)
 		return luaL_error(L, "luafs.FileInfo field '%s' is read-only "
 				  "here", field_names[field]);
 	switch (field) {
@@ -145,19 +186,24 @@ static int fileinfo_newindex(lua_State *L)
 	return 0;
 }
 
+/* Other light userdata print as they would without this metatable. */
 static int fileinfo_tostring(lua_State *L)
 {
-	struct fileinfo *u = luaL_checkudata(L, 1, FILEINFO_MT);
+	uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
+	struct luafs_state *s = state_of(L);
 
-	if (u->fi == NULL)
+	if (!is_fileinfo(v) || !lua_islightuserdata(L, 1))
+		lua_pushfstring(L, "userdata: %p", (void *)v);
+	else if (s == NULL || s->fi_key == 0 || (v & ~SLOT_BIT) != s->fi_key)
 		lua_pushliteral(L, "luafs.FileInfo (expired)");
 	else
 		lua_pushfstring(L, "luafs.FileInfo (flags 0x%x)",
-				(unsigned)u->fi->flags);
+				(unsigned)s->fi[v >> 1 & 1]->flags);
 	return 1;
 }
 
-int luafs_fileinfo_open(lua_State *L)
+/* Installs the metatable of the state's light userdata. */
+void luafs_fileinfo_open(lua_State *L, struct luafs_state *s)
 {
 	static const luaL_Reg meta[] = {
 		{"__index", fileinfo_index},
@@ -166,25 +212,34 @@ int luafs_fileinfo_open(lua_State *L)
 		{NULL, NULL}
 	};
 
+	*(intptr_t *)lua_getextraspace(L) = s->index >= 0 ? s->index + 1 : 0;
+	lua_pushlightuserdata(L, NULL);
 	luaL_newmetatable(L, FILEINFO_MT);
 	luaL_setfuncs(L, meta, 0);
-	return luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_setmetatable(L, -2);
+	lua_pop(L, 1);
 }
 
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 			 int writable)
 {
-	struct fileinfo *u;
+	struct luafs_state *s;
+	unsigned slot;
 
 	if (fi == NULL) {
 		lua_pushnil(L);
 		return;
 	}
-	u = lua_newuserdatauv(L, sizeof(*u), 0);
-	u->fi = fi;
-	u->tag = FILEINFO_TAG;
-	u->writable = writable;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, luafs_current->st->fileinfo_mt);
-	lua_setmetatable(L, -2);
-	luafs_borrow(L, -1);
+	s = luafs_current->st;
+	slot = s->nfi;
+	if (slot >= LUAFS_MAX_FILEINFO)
+		luaL_error(L, "no slot left for a luafs.FileInfo");
+	if (slot == 0)
+		s->fi_key = KEY_MARK |
+			    (++s->fi_calls & SERIAL_MASK) << KEY_SHIFT | 1;
+	s->nfi++;
+	s->fi[slot] = fi;
+	s->fi_writable = (s->fi_writable & ~(1u << slot)) |
+			 (unsigned)(writable != 0) << slot;
+	lua_pushlightuserdata(L, (void *)(s->fi_key | (uintptr_t)slot << 1));
 }

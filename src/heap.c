@@ -1,8 +1,8 @@
 /*
  * heap.c: the memory of one Lua state.
  *
- * Lua makes and frees small blocks all the time (a FileInfo or a BufVec
- * per call, strings, tables), and the collector frees them in batches.
+ * Lua makes and frees small blocks all the time (a BufVec per read
+ * or write, strings, tables), and the collector frees them in batches.
  * Through malloc each block costs hundreds of instructions: a batch
  * overflows malloc's per-thread cache, and its bins are shared with
  * libfuse's buffers, so malloc sorts and merges chunks on the way.  A state

@@ -48,8 +48,13 @@ struct luafs_state {
 	int generation;		/* of the code in ops */
 	int next_generation;	/* of next_ops once published, 0: none */
 	int handles;		/* registry ref of the open-handle table */
-	int fileinfo_mt;	/* registry ref of luafs.FileInfo's metatable:
-				   an array read, in most requests */
+	/* The FileInfos of the call running (fileinfo.c). */
+#define LUAFS_MAX_FILEINFO 2	/* copy_file_range has two */
+	uintptr_t fi_key;	/* this call's, or 0 between calls */
+	uintptr_t fi_calls;	/* calls so far: each key is new */
+	struct fuse_file_info *fi[LUAFS_MAX_FILEINFO];
+	unsigned fi_writable;	/* a bit per slot */
+	unsigned nfi;		/* slots in use */
 	int index;		/* position in the pool */
 	int busy;		/* checked out by a request */
 	pid_t owner;		/* thread that checked it out, or 0 */
@@ -133,11 +138,9 @@ struct luafs_call {
 	int result;		/* >= 0 success, < 0 -errno */
 	int timed_out;		/* the call_timeout hook stopped the call */
 	int pin;		/* 1 + index of the state to run in, or 0 */
-/* A FileInfo and a BufVec (write_buf), or two FileInfos (copy_file_range). */
-#define LUAFS_MAX_BORROWED 2
-	int nborrowed;		/* borrowing userdata handed out */
-	int anchor;		/* stack slot of the first one's anchor */
-	void *borrowed[LUAFS_MAX_BORROWED];
+	int borrows;		/* pushes a borrowing BufVec (write_buf) */
+	int anchor;		/* stack slot that keeps it alive */
+	void *borrowed;		/* the BufVec handed out, or NULL */
 };
 int luafs_call(struct luafs_call *c);
 void luafs_call_recover(lua_State *L);
@@ -153,8 +156,9 @@ void luafs_config_push(lua_State *L, struct fuse_config *cfg);
 /* main.c: tells a waiting parent that start-up is over. */
 void luafs_host_started(void);
 
-/* fileinfo.c: luafs.FileInfo, borrowed for the duration of one call. */
-int luafs_fileinfo_open(lua_State *L);
+/* fileinfo.c: luafs.FileInfo, valid for the duration of one call. */
+void luafs_fileinfo_open(lua_State *L, struct luafs_state *s);
+void luafs_fileinfo_end(struct luafs_state *s);
 void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 			 int writable);
 

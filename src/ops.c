@@ -1132,9 +1132,13 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 {
 	struct args a = { .size = fuse_buf_size(buf), .offset = off,
 			  .out = buf };
+	struct luafs_call c = {
+		.op = OP_write_buf, .path = path, .fi = fi,
+		.push = push_write_buf, .take = take_write,
+		.bare = always_bare, .arg = &a, .borrows = 1,
+	};
 
-	return call_bare(OP_write_buf, path, fi, push_write_buf, take_write,
-			 always_bare, &a);
+	return luafs_call(&c);
 }
 
 /* init and destroy run in every state. */

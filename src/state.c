@@ -411,7 +411,7 @@ static int load_script(lua_State *L)
 	lua_newtable(L);
 	lua_setfield(L, -2, "stash");
 	lua_pop(L, 1);
-	s->fileinfo_mt = luafs_fileinfo_open(L);
+	luafs_fileinfo_open(L, s);
 	luafs_pollhandle_open(L);
 	lua_newtable(L);
 	s->handles = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -570,6 +570,8 @@ static int state_load(struct luafs_state *s, int index, int generation,
 	for (i = 0; i < OP_COUNT; i++)
 		s->ops[i] = s->next_ops[i] = LUA_NOREF;
 	s->table = s->next_table = LUA_NOREF;
+	s->fi_key = 0;
+	s->nfi = 0;
 	s->heap = luafs_heap_new();
 	s->L = s->heap ? lua_newstate(luafs_heap_alloc, s->heap) : NULL;
 	if (s->L == NULL) {
