@@ -558,7 +558,10 @@ static void state_close(struct luafs_state *s)
 	s->heap = NULL;
 }
 
-/* Makes *s a state that has run the script; on failure *err says why. */
+/*
+ * Makes *s, zeroed by the caller, a state that has run the script; on
+ * failure *err says why.
+ */
 static int state_load(struct luafs_state *s, int index, int generation,
 		      lua_Hook hook, char **err)
 {
@@ -570,8 +573,6 @@ static int state_load(struct luafs_state *s, int index, int generation,
 	for (i = 0; i < OP_COUNT; i++)
 		s->ops[i] = s->next_ops[i] = LUA_NOREF;
 	s->table = s->next_table = LUA_NOREF;
-	s->fi_key = 0;
-	s->nfi = 0;
 	s->heap = luafs_heap_new();
 	s->L = s->heap ? lua_newstate(luafs_heap_alloc, s->heap) : NULL;
 	if (s->L == NULL) {
