@@ -676,6 +676,26 @@ describe("callbacks", function()
       assert.truthy(out[2]:find("private=private value from init", 1, true), out[2])
     end)
 
+    it("fills the table it is given, and leaves the table's other fields", function()
+      local lines = H.lines(H.read(fs:path("into")))
+      local me = fields(lines[1])
+      assert.same({ same = "true", uid = tostring(sys.getuid()), gid = tostring(sys.getgid()),
+        pid = tostring(sys.getpid()), keys = "extra,gid,pid,private,uid,umask", private = "private", extra = "kept" },
+        { same = me.same, uid = me.uid, gid = me.gid, pid = me.pid, keys = me.keys, private = me.private,
+          extra = me.extra })
+      assert.are.equal("bad: bad argument #1 to 'luafs.context' (table expected, got number)", lines[2])
+      local out = as_user("echo $$; exec cat " .. H.quote(fs:path("into")))
+      local other = fields(out[2])
+      assert.same({ same = "true", uid = "1234", gid = "5678", pid = out[1], extra = "kept" },
+        { same = other.same, uid = other.uid, gid = other.gid, pid = other.pid, extra = other.extra })
+      -- init has no private value yet: the one left in the table goes.
+      local init = fields(H.lines(H.read(fs:path("init_into")))[1])
+      assert.same({ same = "true", uid = "0", gid = "0", pid = "0", keys = "extra,gid,pid,uid,umask",
+        private = "nil", extra = "kept" },
+        { same = init.same, uid = init.uid, gid = init.gid, pid = init.pid, keys = init.keys,
+          private = init.private, extra = init.extra })
+    end)
+
     it("gives the caller's umask to mkdir, mknod and create", function()
       as_user("umask 027 && mkdir " .. H.quote(fs:path("d1")))
       local last = fields(H.read(fs:path("last_create")))

@@ -119,9 +119,11 @@ static int error_tostring(lua_State *L)
 }
 
 /*
- * luafs.context() -> { uid, gid, pid, umask, private } of the caller.  The
- * field names are its upvalues, in that order: lua_setfield would look
- * each name up as a C string first, on every call.
+ * luafs.context([t]) -> { uid, gid, pid, umask, private } of the caller,
+ * in t when given: a script that keeps one table for it spares a table,
+ * and the collector's work on it, in every call that asks.  The field
+ * names are upvalues, in that order: lua_setfield would look each name up
+ * as a C string first, on every call.
  */
 static int l_context(lua_State *L)
 {
@@ -129,7 +131,12 @@ static int l_context(lua_State *L)
 	lua_Integer v[4] = { ctx->uid, ctx->gid, ctx->pid, ctx->umask };
 	int i;
 
-	lua_createtable(L, 0, 5);
+	if (lua_isnoneornil(L, 1)) {
+		lua_createtable(L, 0, 5);
+	} else {
+		luaL_checktype(L, 1, LUA_TTABLE);
+		lua_settop(L, 1);
+	}
 	for (i = 0; i < 4; i++) {
 		lua_pushvalue(L, lua_upvalueindex(i + 1));
 		lua_pushinteger(L, v[i]);

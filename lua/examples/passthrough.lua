@@ -164,9 +164,10 @@ end
 --[[ Ownership of new files: when the host runs as root, files created for
 another user would otherwise belong to root. Returns the uid and gid to give
 name (-1 keeps one as it is), or nothing when there is nothing to change. ]]
+local ctx_buf = {} -- luafs.context fills it: no table per file made
 local function new_owner(name)
   if not AS_ROOT then return end
-  local ctx = luafs.context()
+  local ctx = luafs.context(ctx_buf)
   local uid, gid = ctx.uid, ctx.gid
   if uid == 0 and gid == 0 then return end
   -- In a set-group-ID directory the new file has the directory's group.
