@@ -57,8 +57,17 @@ static int is_fileinfo(uintptr_t v)
 	return (v & ~(SERIAL_MASK << KEY_SHIFT | SLOT_BIT)) == (KEY_MARK | 1);
 }
 
-/* The struct behind the FileInfo at index 1, and its slot. */
-static struct fuse_file_info *check_fileinfo(lua_State *L, unsigned *slot)
+/* The state whose current call v is a FileInfo of, or NULL: expired. */
+static struct luafs_state *live_state(lua_State *L, uintptr_t v)
+{
+	struct luafs_state *s = state_of(L);
+
+	/* v has the mark, so it never equals the 0 of a state between calls. */
+	return s != NULL && (v & ~SLOT_BIT) == s->fi_key ? s : NULL;
+}
+
+/* The state of the FileInfo at index 1, and its slot there. */
+static struct luafs_state *check_fileinfo(lua_State *L, unsigned *slot)
 {
 	uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
 	struct luafs_state *s;
@@ -69,12 +78,11 @@ static struct fuse_file_info *check_fileinfo(lua_State *L, unsigned *slot)
 				   FILEINFO_MT " has no fields");
 		luaL_typeerror(L, 1, FILEINFO_MT);
 	}
-	s = state_of(L);
-	if (s == NULL || s->fi_key == 0 || (v & ~SLOT_BIT) != s->fi_key)
+	if ((s = live_state(L, v)) == NULL)
 		luaL_error(L, "expired luafs.FileInfo "
 			   "(used after its callback returned)");
 	*slot = (unsigned)(v >> 1 & 1);
-	return s->fi[*slot];
+	return s;
 }
 
 enum field {
@@ -92,11 +100,12 @@ static const char *const field_names[] = {
 static int fileinfo_index(lua_State *L)
 {
 	unsigned slot;
-	struct fuse_file_info *fi = check_fileinfo(L, &slot);
+	struct luafs_state *s = check_fileinfo(L, &slot);
+	struct fuse_file_info *fi = s->fi[slot];
 
 	switch (luaL_checkoption(L, 2, NULL, field_names)) {
 	case F_FH:
-		luafs_handle_push(L, state_of(L), fi);
+		luafs_handle_push(L, s, fi);
 		break;
 	case F_FLAGS:
 		lua_pushinteger(L, fi->flags);
@@ -138,8 +147,8 @@ static int fileinfo_index(lua_State *L)
 static int fileinfo_newindex(lua_State *L)
 {
 	unsigned slot;
-	struct fuse_file_info *fi = check_fileinfo(L, &slot);
-	struct luafs_state *s = state_of(L);
+	struct luafs_state *s = check_fileinfo(L, &slot);
+	struct fuse_file_info *fi = s->fi[slot];
 	int writable = s->fi_writable >> slot & 1;
 	int field = luaL_checkoption(L, 2, NULL, field_names);
 	unsigned int on = lua_toboolean(L, 3);
@@ -190,11 +199,11 @@ static int fileinfo_newindex(lua_State *L)
 static int fileinfo_tostring(lua_State *L)
 {
 	uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
-	struct luafs_state *s = state_of(L);
+	struct luafs_state *s;
 
-	if (!is_fileinfo(v) || !lua_islightuserdata(L, 1))
+	if (!is_fileinfo(v))
 		lua_pushfstring(L, "userdata: %p", (void *)v);
-	else if (s == NULL || s->fi_key == 0 || (v & ~SLOT_BIT) != s->fi_key)
+	else if ((s = live_state(L, v)) == NULL)
 		lua_pushliteral(L, "luafs.FileInfo (expired)");
 	else
 		lua_pushfstring(L, "luafs.FileInfo (flags 0x%x)",

@@ -124,29 +124,31 @@ static inline lua_Integer checkinteger(lua_State *L, int arg)
 	return isnum ? v : luaL_checkinteger(L, arg);
 }
 
-static inline lua_Integer checkrange(lua_State *L, int arg, lua_Integer min,
-			      lua_Integer max)
+static inline lua_Integer inrange(lua_State *L, int arg, lua_Integer v,
+				  lua_Integer min, lua_Integer max)
 {
-	lua_Integer v = checkinteger(L, arg);
-
 	luaL_argcheck(L, min <= v && v <= max, arg, "out of range");
 	return v;
 }
 
+static inline lua_Integer checkrange(lua_State *L, int arg, lua_Integer min,
+				     lua_Integer max)
+{
+	return inrange(L, arg, checkinteger(L, arg), min, max);
+}
+
 /* An integer in range, or def for none or nil. */
 static inline lua_Integer optrange(lua_State *L, int arg, lua_Integer def,
-			    lua_Integer min, lua_Integer max)
+				   lua_Integer min, lua_Integer max)
 {
 	int isnum;
 	lua_Integer v = lua_tointegerx(L, arg, &isnum);
 
-	if (!isnum) {
-		if (lua_isnoneornil(L, arg))
-			return def;
-		v = luaL_checkinteger(L, arg);
-	}
-	luaL_argcheck(L, min <= v && v <= max, arg, "out of range");
-	return v;
+	if (isnum)
+		return inrange(L, arg, v, min, max);
+	if (lua_isnoneornil(L, arg))
+		return def;
+	return inrange(L, arg, luaL_checkinteger(L, arg), min, max);
 }
 
 #define checkint(L, arg) ((int)checkrange(L, arg, INT_MIN, INT_MAX))
