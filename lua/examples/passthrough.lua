@@ -102,6 +102,9 @@ Limits:
 local luafs = require "luafs"
 
 local sys = luafs.sys
+-- fd_of and getattr call it for every request on an open file: an
+-- upvalue, not a lookup in _ENV.
+local type = type
 local BufVec = luafs.BufVec
 local shared = luafs.shared
 
