@@ -413,4 +413,4 @@ suite("passthrough.lua at the boundaries", H.example("passthrough.lua"),
     end
     return want
   end,
-  { "lseek /t%d+/f: returned %-9223372036854775808, which is not a negative errno" })
+  { "lseek /t%d+/f: lseek returned %-9223372036854775808, which is no errno" })

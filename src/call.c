@@ -18,6 +18,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,9 +46,11 @@ static int msghandler(lua_State *L)
  * The three ways a callback fails: a negative errno, "nil, message, errno",
  * or a raised luafs.error (handled by the caller of lua_pcall).  Returns 1
  * when the results at first..first+n-1 are a failure, with c->result set,
- * 0 when they are not, and -1 when they are neither (a number that is no
- * errno, a failure without one), which failure() raises for.  It never
- * raises itself, so the host can read answers with it unprotected.
+ * 0 when they are not, and -1 when they fail in a way that is no errno
+ * (a negative number out of range, a failure without an errno), which
+ * failure() raises for.  Positive numbers that are no count (2.5, 2^63)
+ * are left to the operation's own check.  It never raises itself, so the
+ * host can read answers with it unprotected.
  */
 static int failure_shape(lua_State *L, struct luafs_call *c, int first,
 			 int n)
@@ -58,9 +61,9 @@ static int failure_shape(lua_State *L, struct luafs_call *c, int first,
 	if (n == 0)
 		return 0;
 	if (lua_type(L, first) == LUA_TNUMBER) {
-		e = lua_tointegerx(L, first, &isint);
-		if (isint && e >= 0)
+		if (!(lua_tonumber(L, first) < 0))
 			return 0;
+		e = lua_tointegerx(L, first, &isint);
 		if (!isint || !luafs_valid_errno(-e))
 			return -1;
 		c->result = (int)e;
@@ -75,21 +78,33 @@ static int failure_shape(lua_State *L, struct luafs_call *c, int first,
 	if (!isint || !luafs_valid_errno(e))
 		return -1;
 	c->result = (int)-e;
+	if (c->message != NULL && lua_type(L, first + 1) == LUA_TSTRING)
+		snprintf(c->message, LUAFS_MESSAGE_MAX, "%s",
+			 lua_tostring(L, first + 1));
 	return 1;
 }
 
-/* failure_shape, raising for the answers that are neither. */
+/* failure_shape, raising for the failures that carry no errno. */
 static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 {
 	int f = failure_shape(L, c, first, n);
+	const char *msg;
 
 	if (f >= 0)
 		return f;
 	if (lua_type(L, first) == LUA_TNUMBER)
-		return luaL_error(L, "returned %s, which is not a negative "
-				  "errno", lua_tostring(L, first));
-	return luaL_error(L, "failed without an errno: %s",
-			  luaL_tolstring(L, first + 1, NULL));
+		return luaL_error(L, "%s returned %s, which is no errno: a "
+				  "failure is -1 to -511 (-luafs.ENOENT)",
+				  luafs_op_names[c->op],
+				  luaL_tolstring(L, first, NULL));
+	msg = luaL_tolstring(L, first + 1, NULL);
+	if (n >= 3 && !lua_isnil(L, first + 2))
+		return luaL_error(L, "%s failed with \"%s\" and errno %s, "
+				  "which is no errno (1 to 511)",
+				  luafs_op_names[c->op], msg,
+				  luaL_tolstring(L, first + 2, NULL));
+	return luaL_error(L, "%s failed with \"%s\" but no errno: return "
+			  "nil, message, errno", luafs_op_names[c->op], msg);
 }
 
 /* The script's results, read in protected mode: failure() and take. */
@@ -254,6 +269,23 @@ static void drop_handle(lua_State *L, struct luafs_call *c)
 	}
 }
 
+/*
+ * Raises msg from a hook, where the code that runs is the function the
+ * hook interrupted (level 0), not its caller (luaL_error's level 1).
+ */
+int luafs_hook_error(lua_State *L, const char *msg)
+{
+	lua_Debug ar;
+
+	if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "Sl", &ar) &&
+	    ar.currentline > 0)
+		lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline,
+				msg);
+	else
+		lua_pushstring(L, msg);
+	return lua_error(L);
+}
+
 static long long now_us(void)
 {
 	struct timespec ts;
@@ -276,6 +308,8 @@ static __thread long long deadline_us;
 
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
+	char msg[64];
+
 	(void)ar;
 	/* A coroutine kept from a callback may run when no call does. */
 	if (luafs_current == NULL)
@@ -286,8 +320,9 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
 		luafs_current->timed_out = 1;
 	}
 	lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
-	luaL_error(L, "timed out after %f s (-o call_timeout)",
-		   luafs_host.call_timeout);
+	snprintf(msg, sizeof(msg), "timed out after %g s (-o call_timeout)",
+		 luafs_host.call_timeout);
+	luafs_hook_error(L, msg);
 }
 
 int luafs_call(struct luafs_call *c)
@@ -343,9 +378,13 @@ int luafs_call(struct luafs_call *c)
 	if (luafs_host.call_timeout > 0)
 		lua_sethook(L, NULL, 0, 0);
 	if (c->timed_out) {
-		luafs_log(LOG_ERR, "%s %s: timed out after %g s",
-			  luafs_op_names[c->op], c->path ? c->path : "",
-			  luafs_host.call_timeout);
+		/* The hook's message says where the script was. */
+		const char *msg = status != LUA_OK &&
+				  lua_type(L, -1) == LUA_TSTRING ?
+				  lua_tostring(L, -1) : "timed out";
+
+		luafs_log(LOG_ERR, "%s %s: %.*s", luafs_op_names[c->op],
+			  c->path ? c->path : "", (int)strcspn(msg, "\n"), msg);
 		c->result = -ETIMEDOUT;
 	} else if (status == LUA_ERRMEM) {
 		luafs_log(LOG_ERR, "%s %s: out of Lua memory",
@@ -354,6 +393,11 @@ int luafs_call(struct luafs_call *c)
 	} else if (status != LUA_OK) {
 		if (luafs_is_error(L, -1, &e)) {
 			c->result = -e;
+			/* The key is interned: the object has the field. */
+			if (c->message != NULL &&
+			    lua_getfield(L, -1, "message") == LUA_TSTRING)
+				snprintf(c->message, LUAFS_MESSAGE_MAX, "%s",
+					 lua_tostring(L, -1));
 		} else {
 			log_error(c, lua_type(L, -1) == LUA_TSTRING ?
 				  lua_tostring(L, -1) : "(no error message)");
@@ -361,6 +405,13 @@ int luafs_call(struct luafs_call *c)
 		}
 	}
 	lua_settop(L, top);
+	/*
+	 * Lua collects before it gives up on most allocations, but not on a
+	 * luaL_Buffer's (string.rep, table.concat): without a collection
+	 * here, the garbage of the call that failed would fail the next.
+	 */
+	if (status == LUA_ERRMEM)
+		lua_gc(L, LUA_GCCOLLECT);
 	drop_handle(L, c);
 	luafs_current = outer;
 	luafs_state_release(c->st);

@@ -16,6 +16,7 @@
  */
 #include "luafs.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define FILEINFO_MT "luafs.FileInfo"
@@ -106,9 +107,15 @@ static int field_of(lua_State *L)
 	size_t len;
 	const char *k = lua_tolstring(L, 2, &len);
 
+	int i;
+
 	if (k != NULL && len == 2 && memcmp(k, "fh", 2) == 0)
 		return F_FH;
-	return luaL_checkoption(L, 2, NULL, field_names);
+	for (i = 0; k != NULL && field_names[i] != NULL; i++)
+		if (strcmp(field_names[i], k) == 0)
+			return i;
+	return luaL_error(L, FILEINFO_MT " has no field '%s'",
+			  luaL_tolstring(L, 2, NULL));
 }
 
 static int fileinfo_index(lua_State *L)
@@ -183,7 +190,7 @@ static int fileinfo_newindex(lua_State *L)
 					  "replaced here, by a value that is "
 					  "not nil; a file gets its handle in "
 					  "open, create or opendir");
-		luafs_handle_set(L, s, fi, 3);
+		luafs_handle_set(L, s, fi, 3, writable);
 		return 0;
 	}
 	if (!writable || field > F_NOFLUSH || field == F_FLAGS)
@@ -219,9 +226,13 @@ static int fileinfo_tostring(lua_State *L)
 		lua_pushfstring(L, "userdata: %p", (void *)v);
 	else if ((s = live_state(L, v)) == NULL)
 		lua_pushliteral(L, "luafs.FileInfo (expired)");
-	else
-		lua_pushfstring(L, "luafs.FileInfo (flags 0x%x)",
-				(unsigned)s->fi[v >> 1 & 1]->flags);
+	else {
+		char flags[16];
+
+		snprintf(flags, sizeof(flags), "%#o",
+			 (unsigned)s->fi[v >> 1 & 1]->flags);
+		lua_pushfstring(L, "luafs.FileInfo (flags %s)", flags);
+	}
 	return 1;
 }
 

@@ -40,12 +40,31 @@ int luafs_handle_state(const struct fuse_file_info *fi)
 	return (int)(fi->fh >> 1 & INDEX_MASK);
 }
 
+/*
+ * Stores the value at idx as fi's handle.  In open, create and opendir
+ * (at_open) fi->fh goes back to libfuse, so the value may take any form.
+ * Later calls get the fh that open returned, whatever they write into
+ * theirs: only the value behind a reference can change then, and an
+ * integer kept in fh itself cannot change at all.
+ */
 void luafs_handle_set(lua_State *L, struct luafs_state *s,
-		      struct fuse_file_info *fi, int idx)
+		      struct fuse_file_info *fi, int idx, int at_open)
 {
 	lua_Integer v;
 
 	idx = lua_absindex(L, idx);
+	if (!at_open && fi->fh != 0 && !lua_isnil(L, idx)) {
+		if (is_inline(fi->fh))
+			luaL_error(L, "fi.fh cannot be replaced after open: "
+				   "this file's handle is the integer %I, "
+				   "which libfuse keeps (portable_handles)",
+				   (lua_Integer)((int64_t)fi->fh >> 1));
+		lua_rawgeti(L, LUA_REGISTRYINDEX, s->handles);
+		lua_pushvalue(L, idx);
+		lua_rawseti(L, -2, handle_ref(fi->fh));
+		lua_pop(L, 1);
+		return;
+	}
 	if (s->portable && lua_isinteger(L, idx) &&
 	    (v = lua_tointeger(L, idx)) >= INLINE_MIN && v <= INLINE_MAX) {
 		luafs_handle_drop(L, s, fi);

@@ -54,9 +54,24 @@ struct view {
 	const char *type;
 };
 
+#define CONN_MT "luafs.ConnInfo"
+#define CONFIG_MT "luafs.Config"
+
+/* The view at index 1, of either type: the metamethods serve both. */
+static struct view *check_view(lua_State *L)
+{
+	struct view *v = luaL_testudata(L, 1, CONN_MT);
+
+	if (v == NULL)
+		v = luaL_testudata(L, 1, CONFIG_MT);
+	if (v == NULL)
+		luaL_typeerror(L, 1, CONN_MT " or " CONFIG_MT);
+	return v;
+}
+
 static const struct field *check_field(lua_State *L, struct view **vp)
 {
-	struct view *v = lua_touserdata(L, 1);
+	struct view *v = check_view(L);
 	const char *name = luaL_checkstring(L, 2);
 	const struct field *f;
 
@@ -169,10 +184,10 @@ static void push_view(lua_State *L, void *base, const struct field *fields,
 
 void luafs_conn_push(lua_State *L, struct fuse_conn_info *conn)
 {
-	push_view(L, conn, conn_fields, "luafs.ConnInfo");
+	push_view(L, conn, conn_fields, CONN_MT);
 }
 
 void luafs_config_push(lua_State *L, struct fuse_config *cfg)
 {
-	push_view(L, cfg, config_fields, "luafs.Config");
+	push_view(L, cfg, config_fields, CONFIG_MT);
 }

@@ -141,8 +141,13 @@ struct luafs_call {
 	int borrows;		/* pushes a borrowing BufVec (write_buf) */
 	int anchor;		/* stack slot that keeps it alive */
 	void *borrowed;		/* the BufVec handed out, or NULL */
+	char *message;		/* if not NULL, gets a failure's message */
 };
+#define LUAFS_MESSAGE_MAX 256
 int luafs_call(struct luafs_call *c);
+int luafs_hook_error(lua_State *L, const char *msg);
+#define LUAFS_XSTR(x) #x
+#define LUAFS_STR(x) LUAFS_XSTR(x)
 void luafs_call_recover(lua_State *L);
 void luafs_borrow(lua_State *L, int idx);
 
@@ -152,6 +157,12 @@ void luafs_ops_fill(struct fuse_operations *ops, uint64_t present);
 /* initconf.c: the conn and cfg objects that init receives. */
 void luafs_conn_push(lua_State *L, struct fuse_conn_info *conn);
 void luafs_config_push(lua_State *L, struct fuse_config *cfg);
+
+/* signals.c: unmount on SIGINT, SIGTERM, SIGHUP; reload on SIGUSR1. */
+void luafs_signals_set(void);
+void luafs_signals_serving(void);
+void luafs_signals_default(void);
+void luafs_signals_block(void);
 
 /* main.c: tells a waiting parent that start-up is over. */
 void luafs_host_started(void);
@@ -166,6 +177,9 @@ void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
 int luafs_reload_start(int watch);
 void luafs_reload_stop(void);
 void luafs_reload_request(void);
+
+/* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
+void luafs_stdlibs_open(lua_State *L);
 
 /* shared.c: luafs.shared, one store that every state sees. */
 void luafs_shared_open(lua_State *L);
@@ -192,7 +206,7 @@ void luafs_invalidate_stop(void);
 /* handles.c: file handles that are any Lua value, kept until release. */
 int luafs_handle_state(const struct fuse_file_info *fi);
 void luafs_handle_set(lua_State *L, struct luafs_state *s,
-		      struct fuse_file_info *fi, int idx);
+		      struct fuse_file_info *fi, int idx, int at_open);
 void luafs_handle_push(lua_State *L, struct luafs_state *s,
 		       const struct fuse_file_info *fi);
 void luafs_handle_drop(lua_State *L, struct luafs_state *s,

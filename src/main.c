@@ -333,6 +333,10 @@ static int check_not_mounted(const char *path)
 		res = probe_fuse(path);
 		stale = res == -ENOTCONN || res == -ECONNABORTED;
 		if (res == -ETIMEDOUT) {
+			/* A host that is unmounting answers nothing. */
+			find_mount(path, &me);
+			if (!me.found)
+				continue;
 			fprintf(stderr, "luafs: %s is a FUSE mount (%s %s) that "
 				"does not answer; unmount it first: fusermount3 "
 				"-u -z %s\n", path, me.fstype, me.source, path);
@@ -358,6 +362,9 @@ static int check_not_mounted(const char *path)
 			return -1;
 		}
 		if (unmount_stale(path) != 0) {
+			/* Gone meanwhile: its own host was still unmounting. */
+			if (errno == EINVAL)
+				continue;
 			fprintf(stderr, "luafs: %s is a stale luafs mount that "
 				"cannot be unmounted (%s); run: fusermount3 -u "
 				"-z %s\n", path, strerror(errno), path);
@@ -445,16 +452,6 @@ static int check_mountpoint(const char *mnt, char *resolved)
 	return 0;
 }
 
-static void set_handler(int sig, void (*handler)(int))
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = handler;
-	sigemptyset(&sa.sa_mask);
-	sigaction(sig, &sa, NULL);
-}
-
 /*
  * Detaches from the terminal.  The parent waits until the child's init has
  * run, so that "luafs script mnt" returns once the mount is live, and exits
@@ -473,9 +470,7 @@ static int daemonize(void)
 	}
 	if (pid > 0) {
 		/* A signal to the waiting parent must not stop the child. */
-		set_handler(SIGINT, SIG_DFL);
-		set_handler(SIGTERM, SIG_DFL);
-		set_handler(SIGHUP, SIG_DFL);
+		luafs_signals_default();
 		close(fds[1]);
 		while ((n = read(fds[0], &ok, 1)) < 0 && errno == EINTR)
 			;
@@ -548,58 +543,6 @@ void luafs_host_started(void)
 			  "live: %m");
 	close(fd);
 	luafs_host.notify_fd = -1;
-}
-
-/*
- * How many seconds the callbacks in flight get to finish after a signal
- * to unmount, before the Lua code still running is interrupted.
- */
-#define STOP_GRACE 2
-
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-	if (luafs_host.fuse)
-		fuse_exit(luafs_host.fuse);
-	if (sig == SIGALRM) {
-		luafs_pool_interrupt();
-	} else if (!stopping) {
-		stopping = 1;
-		alarm(STOP_GRACE);
-	}
-}
-
-static void on_reload_signal(int sig)
-{
-	(void)sig;
-	luafs_reload_request();
-}
-
-/* Before the mount, so that no signal can leave it behind. */
-static void set_signals(void)
-{
-	set_handler(SIGUSR1, on_reload_signal);
-	set_handler(SIGINT, on_signal);
-	set_handler(SIGTERM, on_signal);
-	set_handler(SIGHUP, on_signal);
-	set_handler(SIGALRM, on_signal);
-	set_handler(SIGPIPE, SIG_IGN);
-}
-
-/* Blocks the unmount signals once serving is over, so destroy can run. */
-static void block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGALRM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	alarm(0);
-	luafs_pool_uninterrupt();
 }
 
 static int serve(struct cmdline *cl)
@@ -733,7 +676,7 @@ int main(int argc, char **argv)
 		goto out_pool;
 
 	res = EXIT_MOUNT;
-	set_signals();
+	luafs_signals_set();
 	if (fuse_mount(luafs_host.fuse, mnt) != 0) {
 		if (geteuid() != 0 && access("/dev/fuse", R_OK | W_OK) != 0)
 			fprintf(stderr, "luafs: /dev/fuse: %s; users other than "
@@ -744,6 +687,7 @@ int main(int argc, char **argv)
 	res = EXIT_INIT;
 	if (!luafs_host.foreground && daemonize() != 0)
 		goto out_unmount;
+	luafs_signals_serving();
 	if (luafs_reload_start(!cl.noreload) != 0)
 		goto out_unmount;
 	served = serve(&cl);
@@ -752,7 +696,7 @@ int main(int argc, char **argv)
 			  strerror(-served) : "error");
 	else if (!luafs_host.init_failed)
 		res = 0;
-	block_signals();
+	luafs_signals_block();
 	luafs_reload_stop();
 	luafs_invalidate_stop();
 out_unmount:

@@ -239,7 +239,13 @@ int luaopen_luafs(lua_State *L)
 	lua_setfield(L, -2, "context");
 	luafs_set_constants(L, -1);
 	luafs_open_sys(L);
-	lua_setfield(L, -2, "sys");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "sys");
+	/* Argument errors then name luafs.sys.stat, not '?'. */
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "luafs.sys");
+	lua_pop(L, 1);
 	luafs_stat_open(L);
 	lua_setfield(L, -2, "Stat");
 	return 1;

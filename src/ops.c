@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -115,6 +116,16 @@ static int push_p_s_n1(lua_State *L, struct luafs_call *c)
 	return 3;
 }
 
+/* What a refused value was, for the log: its type, and a number's value. */
+static const char *got(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) != LUA_TNUMBER)
+		return luaL_typename(L, idx);
+	if (lua_isinteger(L, idx))
+		return lua_pushfstring(L, "number %I", lua_tointeger(L, idx));
+	return lua_pushfstring(L, "number %f", lua_tonumber(L, idx));
+}
+
 /* Checks that result idx is an integer in [0, max]. */
 static lua_Integer take_count(lua_State *L, struct luafs_call *c, int idx,
 			      lua_Integer max)
@@ -127,7 +138,7 @@ static lua_Integer take_count(lua_State *L, struct luafs_call *c, int idx,
 		n = lua_tointegerx(L, idx, &isint);
 	if (!isint)
 		luaL_error(L, "%s must return an integer, got %s",
-			   luafs_op_names[c->op], luaL_typename(L, idx));
+			   luafs_op_names[c->op], got(L, idx));
 	if (n > max)
 		luaL_error(L, "%s returned %I, more than the %I asked for",
 			   luafs_op_names[c->op], n, max);
@@ -142,7 +153,7 @@ static const char *take_string(lua_State *L, struct luafs_call *c, int idx,
 
 	if (s == NULL)
 		luaL_error(L, "%s must return a string, got %s",
-			   luafs_op_names[c->op], luaL_typename(L, idx));
+			   luafs_op_names[c->op], got(L, idx));
 	return s;
 }
 
@@ -150,24 +161,48 @@ static const char *take_string(lua_State *L, struct luafs_call *c, int idx,
 
 /*
  * The kernel marks an inode bad for good when getattr gives it no valid
- * file type, so that is an error here, with a log line.
+ * file type, answers EIO with no word for a negative size, and keeps only
+ * 32 bits of nlink, blksize and rdev (struct fuse_attr): each of those is
+ * an error here, with a log line that says which field.
  */
-static int check_file_type(lua_State *L, const struct stat *st)
+static int check_kernel_stat(lua_State *L, const struct stat *st)
 {
+	static const char *const u32 = "an integer from 0 to 4294967295";
+	static const char *const nonneg = "an integer of 0 or more";
+	const char *field = NULL, *expected = NULL;
+	lua_Integer v = 0;
+	char mode[16];
+
 	switch (st->st_mode & S_IFMT) {
 	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
 	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-		return 0;
+		break;
+	default:
+		snprintf(mode, sizeof(mode), "%#o", (unsigned)st->st_mode);
+		return luaL_error(L, "stat field 'mode' (%s) has no file type "
+				  "such as luafs.S_IFREG", mode);
 	}
-	return luaL_error(L, "stat field 'mode' (0%o) has no file type such "
-			  "as luafs.S_IFREG", (unsigned)st->st_mode);
+	if (st->st_size < 0)
+		field = "size", v = st->st_size, expected = nonneg;
+	else if (st->st_blocks < 0)
+		field = "blocks", v = st->st_blocks, expected = nonneg;
+	else if ((uint64_t)st->st_nlink > UINT32_MAX)
+		field = "nlink", v = (lua_Integer)st->st_nlink, expected = u32;
+	else if (st->st_blksize < 0 || st->st_blksize > UINT32_MAX)
+		field = "blksize", v = st->st_blksize, expected = u32;
+	else if ((uint64_t)st->st_rdev > UINT32_MAX)
+		field = "rdev", v = (lua_Integer)st->st_rdev, expected = u32;
+	if (field != NULL)
+		return luaL_error(L, "stat field '%s' is %I; the kernel takes "
+				  "%s", field, v, expected);
+	return 0;
 }
 
 static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
 {
 	(void)n;
 	luafs_check_stat(L, first, c->arg);
-	return check_file_type(L, c->arg);
+	return check_kernel_stat(L, c->arg);
 }
 
 /* A luafs.Stat, the answer of fast getattrs: copied, nothing else read. */
@@ -178,7 +213,7 @@ static int quick_stat(lua_State *L, struct luafs_call *c, int first, int n)
 	if (n < 1 || (from = luafs_test_stat(L, first)) == NULL)
 		return 0;
 	*(struct stat *)c->arg = *from;
-	c->result = check_file_type(L, from);
+	c->result = check_kernel_stat(L, from);
 	return 1;
 }
 
@@ -382,7 +417,7 @@ static int push_create(lua_State *L, struct luafs_call *c)
 static int take_handle(lua_State *L, struct luafs_call *c, int first, int n)
 {
 	if (n > 0 && !lua_isnil(L, first))
-		luafs_handle_set(L, c->st, c->fi, first);
+		luafs_handle_set(L, c->st, c->fi, first, 1);
 	return 0;
 }
 
@@ -565,7 +600,7 @@ static int take_listxattr(lua_State *L, struct luafs_call *c, int first,
 	(void)n;
 	if (!lua_istable(L, first))
 		luaL_error(L, "listxattr must return an array of names, got %s",
-			   luaL_typename(L, first));
+			   got(L, first));
 	count = luaL_len(L, first);
 	luaL_buffinit(L, &b);
 	for (i = 1; i <= count; i++) {
@@ -635,9 +670,10 @@ static const char *check_name(lua_State *L, struct readdir_args *a, int idx,
 	if (a->count++ == 0)
 		a->paged = has_offset;
 	else if (a->paged != has_offset)
-		luaL_error(L, "readdir: entry %I ('%s') %s an offset, unlike "
-			   "the first: entries have offsets all or none",
-			   a->count, name, has_offset ? "has" : "has no");
+		luaL_error(L, "readdir: entry %I ('%s') %s, unlike the "
+			   "first: entries have offsets all or none",
+			   a->count, name, has_offset ? "has an offset" :
+			   "has no offset");
 	return name;
 }
 
@@ -655,7 +691,7 @@ static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
 		return a->filler(a->buf, check_name(L, a, idx, 0), NULL, 0, 0);
 	if (!lua_istable(L, idx))
 		luaL_error(L, "readdir: entry %I must be a name or a table, "
-			   "got %s", a->count + 1, luaL_typename(L, idx));
+			   "got %s", a->count + 1, got(L, idx));
 	if (lua_getfield(L, idx, "name") != LUA_TSTRING)
 		luaL_error(L, "readdir: entry %I has no string 'name'",
 			   a->count + 1);
@@ -669,8 +705,10 @@ static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
 		if (st.st_ino == 0)
 			st.st_ino = 0xffffffff;
 		stp = &st;
-		if (a->flags & FUSE_READDIR_PLUS)
+		if (a->flags & FUSE_READDIR_PLUS) {
+			check_kernel_stat(L, &st);
 			fill = FUSE_FILL_DIR_PLUS;
+		}
 	}
 	if (lua_getfield(L, idx, "offset") != LUA_TNIL) {
 		int isint = 0;
@@ -750,7 +788,7 @@ static int take_readdir(lua_State *L, struct luafs_call *c, int first, int n)
 	if (!lua_isfunction(L, first))
 		luaL_error(L, "readdir must return an array of entries, an "
 			   "iterator function or a luafs.Dir, got %s",
-			   luaL_typename(L, first));
+			   got(L, first));
 	for (;;) {
 		lua_pushvalue(L, first);
 		lua_call(L, 0, 1);
@@ -796,7 +834,7 @@ static lua_Integer lock_field(lua_State *L, int idx, const char *name)
 	v = lua_tointegerx(L, -1, &isint);
 	if (!isint && !lua_isnil(L, -1))
 		luaL_error(L, "lock field '%s' must be an integer, got %s",
-			   name, luaL_typename(L, -1));
+			   name, got(L, -1));
 	lua_pop(L, 1);
 	return v;
 }
@@ -820,7 +858,7 @@ static int take_lock(lua_State *L, struct luafs_call *c, int first, int n)
 		return 0;
 	if (!lua_istable(L, first))
 		luaL_error(L, "lock must return a lock table for F_GETLK, "
-			   "got %s", luaL_typename(L, first));
+			   "got %s", got(L, first));
 	lk->l_type = (short)lock_field(L, first, "type");
 	lk->l_whence = (short)lock_field(L, first, "whence");
 	lk->l_start = (off_t)lock_field(L, first, "start");
@@ -1198,13 +1236,15 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	int i, n = luafs_host.present >> OP_init & 1 ? luafs_host.nstates : 0;
 
 	for (i = 0; i < n; i++) {
+		char message[LUAFS_MESSAGE_MAX] = "";
 		struct luafs_call c = {
 			.op = OP_init, .pin = i + 1, .push = push_init,
-			.take = take_init, .arg = &a,
+			.take = take_init, .arg = &a, .message = message,
 		};
 
 		if (luafs_call(&c) < 0) {
-			luafs_log(LOG_ERR, "init failed (%s): unmounting",
+			luafs_log(LOG_ERR, "init failed%s%s (%s): unmounting",
+				  *message ? ": " : "", message,
 				  strerror(-c.result));
 			luafs_host.init_failed = 1;
 			fuse_exit(luafs_host.fuse);

@@ -58,9 +58,10 @@ static void load_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
 	if (stopping)
-		luaL_error(L, "luafs is unmounting");
+		luafs_hook_error(L, "luafs is unmounting");
 	if (now_ms() > load_deadline)
-		luaL_error(L, "still loading after %d s", RELOAD_LOAD_S);
+		luafs_hook_error(L, "still loading after "
+				 LUAFS_STR(RELOAD_LOAD_S) " s");
 }
 
 /* Operations the reload adds or drops, against the code serving now. */
@@ -283,6 +284,7 @@ int luafs_reload_start(int watch)
 		luafs_log(LOG_ERR, "reload: cannot start its thread");
 		return -1;
 	}
+	pthread_setname_np(thread, "luafs-reload");
 	running = 1;
 	return 0;
 }

@@ -206,6 +206,9 @@ static int restore_script_modules(lua_State *L)
 static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 {
 	int *portable = ops == s->ops ? &s->portable : &s->next_portable;
+	/* Once per load: by the first state at mount, by the scratch state
+	 * that checks a reload (index -1) before the pool loads it. */
+	int warn = ops == s->ops && s->index <= 0;
 	const char *name;
 	int op;
 
@@ -213,7 +216,7 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 	lua_pushnil(L);
 	while (lua_next(L, t) != 0) {
 		if (lua_type(L, -2) != LUA_TSTRING) {
-			if (s->index <= 0)
+			if (warn)
 				luafs_log(LOG_WARNING, "%s: ignoring a %s key in "
 					  "the operations table",
 					  luafs_host.script,
@@ -228,7 +231,7 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 			continue;
 		}
 		if (op < 0) {
-			if (s->index <= 0)
+			if (warn)
 				luafs_log(LOG_WARNING, "%s: '%s' is not a luafs "
 					  "operation (ignored)",
 					  luafs_host.script, name);
@@ -396,12 +399,19 @@ static int load_script(lua_State *L)
 	struct luafs_state *s = lua_touserdata(L, 1);
 
 	luaL_openlibs(L);
+	luafs_stdlibs_open(L);
 	luaL_requiref(L, "luafs", luaopen_luafs, 0);
 	luafs_bufvec_open(L);
 	lua_setfield(L, -2, "BufVec");
 	luafs_invalidate_open(L, lua_gettop(L));
 	luafs_shared_open(L);
-	lua_setfield(L, -2, "shared");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "shared");
+	/* Argument errors then name luafs.shared.get, not '?'. */
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "luafs.shared");
+	lua_pop(L, 1);
 	lua_pushinteger(L, s->index + 1);
 	lua_pushcclosure(L, l_states, 1);
 	lua_setfield(L, -2, "states");
@@ -825,7 +835,7 @@ void luafs_state_release(struct luafs_state *s)
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	luaL_error(L, "interrupted: luafs is unmounting");
+	luafs_hook_error(L, "interrupted: luafs is unmounting");
 }
 
 void luafs_pool_interrupt(void)

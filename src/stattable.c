@@ -438,6 +438,7 @@ static int stat_next(lua_State *L)
 
 static int stat_pairs(lua_State *L)
 {
+	check_stat_arg(L);
 	lua_pushcfunction(L, stat_next);
 	lua_pushvalue(L, 1);
 	lua_pushnil(L);

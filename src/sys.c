@@ -223,9 +223,11 @@ static void scratch_trim(struct scratch *s)
 	}
 }
 
+#define SCRATCH_MT "luafs.sys scratch"
+
 static int scratch_gc(lua_State *L)
 {
-	struct scratch *s = lua_touserdata(L, 1);
+	struct scratch *s = luaL_checkudata(L, 1, SCRATCH_MT);
 
 	free(s->p);
 	s->p = NULL;
@@ -2176,9 +2178,10 @@ int luafs_open_sys(lua_State *L)
 	s = lua_newuserdatauv(L, sizeof *s, 0);
 	s->p = NULL;
 	s->cap = 0;
-	lua_createtable(L, 0, 1);
-	lua_pushcfunction(L, scratch_gc);
-	lua_setfield(L, -2, "__gc");
+	if (luaL_newmetatable(L, SCRATCH_MT)) {
+		lua_pushcfunction(L, scratch_gc);
+		lua_setfield(L, -2, "__gc");
+	}
 	lua_setmetatable(L, -2);
 	luaL_setfuncs(L, sys_funcs, 1);
 	return 1;
