@@ -627,6 +627,25 @@ describe("passthrough.lua", function()
     end)
   end)
 
+  describe("paths long only from the mount's root", function()
+    -- The kernel walks a path relative to the working directory one
+    -- component at a time, but the script gets the name from the root.
+    it("serves every call that takes a path, with tmpfs's errors", function()
+      local got = twin(cases.long_relative)
+      assert.are.equal("long way ", got.in_src)
+      assert.are.equal("OK", got.rename_exchange)
+      assert.same({ "ENOENT", "ENOENT", "ENOENT" }, { got.missing[1], got.missing_parent[1], got.missing_parent[2] })
+      assert.same({ "ENOTDIR", "ENOTDIR" }, { got.under_file[1], got.under_file[4] })
+      assert.same({ "ENAMETOOLONG", "ENAMETOOLONG" }, { got.over_name_max[1], got.over_name_max[4] })
+    end)
+
+    it("does so from a working directory more than PATH_MAX below the root", function()
+      local got = twin(cases.deep_relative)
+      assert.are.equal("long way ", got.in_src)
+      assert.same({ "ENOENT", "ENOTDIR", "ENAMETOOLONG" }, { got.missing[1], got.under_file[1], got.over_name_max[1] })
+    end)
+  end)
+
   describe("a directory of 100 000 entries", function()
     local N = 100000
     it("lists completely, without duplicates, in bounded host memory", function()
