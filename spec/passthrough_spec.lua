@@ -953,4 +953,43 @@ describe("passthrough.lua run by root for other users", function()
     H.remove(ref)
     assert(ok, err)
   end)
+
+  it("does so for names PATH_MAX bytes or more from the root", function()
+    if sys.geteuid() ~= 0 then
+      io.stderr:write("\npassthrough_spec: not root: skipping the long owner test\n")
+      pending("needs root")
+      return
+    end
+    assert(sys.chmod(fs.m._dir, octal "755"))
+    assert(sys.chmod(fs.scratch, octal "777"))
+    -- working directories 20 and 23 bytes below the root, then 3840 bytes
+    -- of directories, then names of 240 to 250 bytes
+    local dirs = {}
+    for i = 1, 15 do dirs[i] = string.format("%02d", i) .. string.rep("d", 253) end
+    local D = string.rep("s", 17) .. "/" .. table.concat(dirs, "/")
+    local F, X, L, P = ("f"):rep(250), ("x"):rep(240), ("l"):rep(245), ("p"):rep(246)
+    local ref = reference_dir()
+    local function scenario(top)
+      local q = H.quote
+      local code, out = sh("cd " .. q(top) .. " && mkdir -m 777 lo && cd lo && mkdir -p " .. D
+        .. " && chmod 777 " .. D .. " && mkdir sg && chown 0:777 sg && chmod 2777 sg"
+        .. " && mkdir -p sg/" .. D .. " && chmod 2777 sg/" .. D .. " 2>&1")
+      assert(code == 0, out)
+      local list = " && stat -c '%u %g %a %F' "
+      local o = {}
+      o.code, o.out = as_user(top .. "/lo", "(cd " .. D .. " && touch " .. F .. " && mkdir " .. X
+        .. " && ln -s f " .. L .. " && mkfifo " .. P .. list .. table.concat({ F, X, L, P }, " ")
+        .. ") && (cd sg/" .. D .. " && touch " .. F .. " && mkdir " .. X .. list .. F .. " " .. X .. ")")
+      return o
+    end
+    local ok, err = pcall(function()
+      local want, got = scenario(ref), scenario(fs.mountpoint)
+      assert.same(want, got)
+      assert.same({ "4321 4322 644 regular empty file", "4321 4322 755 directory",
+        "4321 4322 777 symbolic link", "4321 4322 644 fifo", "4321 777 644 regular empty file",
+        "4321 777 2755 directory" }, H.lines(got.out))
+    end)
+    H.remove(ref)
+    assert(ok, err)
+  end)
 end)
