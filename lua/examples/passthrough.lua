@@ -14,9 +14,11 @@ walks a component at a time, but the request still names the file from the
 mount's root. Such a name is reached from its parent directory, opened from
 ROOT a piece at a time (see open_parent); a missing component, a component
 that is not a directory or one over NAME_MAX fail there as they would in
-ROOT. Shorter names, nearly all of them, take one system call. Open files are system file descriptors: open and
-create return the descriptor (an integer) as the handle, and every later call
-on that handle works on the descriptor, whatever happened to the name.
+ROOT. Shorter names, nearly all of them, take one system call.
+
+Open files are system file descriptors: open and create return the
+descriptor (an integer) as the handle, and every later call on that handle
+works on the descriptor, whatever happened to the name.
 
 Data never passes through Lua: read_buf answers with luafs.BufVec.fd, a "this
 many bytes of this descriptor at this offset" that libfuse reads (or splices)
@@ -312,36 +314,36 @@ function fs.getattr(path, fi)
     return fstat(h, st_buf)
   end
   local name = rel[path]
-  if not name then return far(path, fstatat, AT_SYMLINK_NOFOLLOW, st_buf) end
-  return fstatat(rootfd, name, AT_SYMLINK_NOFOLLOW, st_buf)
+  if name then return fstatat(rootfd, name, AT_SYMLINK_NOFOLLOW, st_buf) end
+  return far(path, fstatat, AT_SYMLINK_NOFOLLOW, st_buf)
 end
 
 function fs.access(path, mask)
   local name = rel[path]
-  if not name then return far(path, sys.faccessat, mask) end
-  return sys.faccessat(rootfd, name, mask)
+  if name then return sys.faccessat(rootfd, name, mask) end
+  return far(path, sys.faccessat, mask)
 end
 
 function fs.readlink(path)
   local name = rel[path]
-  if not name then return far(path, sys.readlinkat) end
-  return sys.readlinkat(rootfd, name)
+  if name then return sys.readlinkat(rootfd, name) end
+  return far(path, sys.readlinkat)
 end
 
 function fs.chmod(path, mode, fi)
   local fd = fd_of(fi)
   if fd then return sys.fchmod(fd, mode) end
   local name = rel[path]
-  if not name then return far(path, sys.fchmodat, mode) end
-  return sys.fchmodat(rootfd, name, mode)
+  if name then return sys.fchmodat(rootfd, name, mode) end
+  return far(path, sys.fchmodat, mode)
 end
 
 function fs.chown(path, uid, gid, fi)
   local fd = fd_of(fi)
   if fd then return sys.fchown(fd, uid, gid) end
   local name = rel[path]
-  if not name then return far(path, sys.fchownat, uid, gid, AT_SYMLINK_NOFOLLOW) end
-  return sys.fchownat(rootfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
+  if name then return sys.fchownat(rootfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) end
+  return far(path, sys.fchownat, uid, gid, AT_SYMLINK_NOFOLLOW)
 end
 
 local function truncate_at(dirfd, name, size)
@@ -357,19 +359,19 @@ function fs.truncate(path, size, fi)
   local fd = fd_of(fi)
   if fd then return sys.ftruncate(fd, size) end
   local name = rel[path]
-  if not name then return far(path, truncate_at, size) end
-  return truncate_at(rootfd, name, size)
+  if name then return truncate_at(rootfd, name, size) end
+  return far(path, truncate_at, size)
 end
 
 function fs.utimens(path, atime, atime_nsec, mtime, mtime_nsec, fi)
   local fd = fd_of(fi)
   if fd then return sys.futimens(fd, atime, atime_nsec, mtime, mtime_nsec) end
   local name = rel[path]
-  if not name then
-    return far(path, sys.utimensat, atime, atime_nsec, mtime, mtime_nsec, AT_SYMLINK_NOFOLLOW)
+  if name then
+    return sys.utimensat(rootfd, name, atime, atime_nsec, mtime, mtime_nsec,
+      AT_SYMLINK_NOFOLLOW)
   end
-  return sys.utimensat(rootfd, name, atime, atime_nsec, mtime, mtime_nsec,
-    AT_SYMLINK_NOFOLLOW)
+  return far(path, sys.utimensat, atime, atime_nsec, mtime, mtime_nsec, AT_SYMLINK_NOFOLLOW)
 end
 
 function fs.statfs()
@@ -384,8 +386,8 @@ end
 
 function fs.mknod(path, mode, rdev)
   local name = rel[path]
-  if not name then return far(path, mknod_at, mode, rdev) end
-  return mknod_at(rootfd, name, mode, rdev)
+  if name then return mknod_at(rootfd, name, mode, rdev) end
+  return far(path, mknod_at, mode, rdev)
 end
 
 local function mkdir_at(dirfd, name, mode)
@@ -394,8 +396,8 @@ end
 
 function fs.mkdir(path, mode)
   local name = rel[path]
-  if not name then return far(path, mkdir_at, mode) end
-  return mkdir_at(rootfd, name, mode)
+  if name then return mkdir_at(rootfd, name, mode) end
+  return far(path, mkdir_at, mode)
 end
 
 local function symlink_at(dirfd, name, target)
@@ -404,14 +406,14 @@ end
 
 function fs.symlink(target, linkpath)
   local name = rel[linkpath]
-  if not name then return far(linkpath, symlink_at, target) end
-  return symlink_at(rootfd, name, target)
+  if name then return symlink_at(rootfd, name, target) end
+  return far(linkpath, symlink_at, target)
 end
 
 function fs.unlink(path)
   local name = rel[path]
-  if not name then return far(path, sys.unlinkat, 0) end
-  return sys.unlinkat(rootfd, name, 0)
+  if name then return sys.unlinkat(rootfd, name, 0) end
+  return far(path, sys.unlinkat, 0)
 end
 
 -- If the directory name in dirfd holds nothing but libfuse's hidden names
@@ -453,28 +455,28 @@ end
 
 function fs.rmdir(path)
   local name = rel[path]
-  if not name then return far(path, rmdir_at) end
-  return rmdir_at(rootfd, name)
+  if name then return rmdir_at(rootfd, name) end
+  return far(path, rmdir_at)
 end
 
 function fs.rename(from, to, flags)
   local a, b = rel[from], rel[to]
-  if not (a and b) then return far2(from, to, sys.renameat2, flags) end
-  return sys.renameat2(rootfd, a, rootfd, b, flags)
+  if a and b then return sys.renameat2(rootfd, a, rootfd, b, flags) end
+  return far2(from, to, sys.renameat2, flags)
 end
 
 function fs.link(from, to)
   local a, b = rel[from], rel[to]
-  if not (a and b) then return far2(from, to, sys.linkat, 0) end
-  return sys.linkat(rootfd, a, rootfd, b, 0)
+  if a and b then return sys.linkat(rootfd, a, rootfd, b, 0) end
+  return far2(from, to, sys.linkat, 0)
 end
 
 -- Open files ---------------------------------------------------------------
 
 function fs.open(path, fi)
   local name = rel[path]
-  if not name then return far(path, sys.openat, fi.flags | O_CLOEXEC) end
-  return sys.openat(rootfd, name, fi.flags | O_CLOEXEC)
+  if name then return sys.openat(rootfd, name, fi.flags | O_CLOEXEC) end
+  return far(path, sys.openat, fi.flags | O_CLOEXEC)
 end
 
 local function create_at(dirfd, name, mode, flags)
@@ -495,8 +497,8 @@ end
 
 function fs.create(path, mode, fi)
   local name = rel[path]
-  if not name then return far(path, create_at, mode, fi.flags) end
-  return create_at(rootfd, name, mode, fi.flags)
+  if name then return create_at(rootfd, name, mode, fi.flags) end
+  return far(path, create_at, mode, fi.flags)
 end
 
 -- Zero copy: libfuse reads size bytes at offset from the descriptor itself.
@@ -663,8 +665,8 @@ end
 
 function fs.opendir(path)
   local name = rel[path]
-  if not name then return far(path, opendir_at) end
-  return opendir_at(rootfd, name)
+  if name then return opendir_at(rootfd, name) end
+  return far(path, opendir_at)
 end
 
 -- The host lists the stream itself, from the offset the kernel asks for,
