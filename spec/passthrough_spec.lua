@@ -627,6 +627,25 @@ describe("passthrough.lua", function()
     end)
   end)
 
+  describe("paths long only from the mount's root", function()
+    -- The kernel walks a path relative to the working directory one
+    -- component at a time, but the script gets the name from the root.
+    it("serves every call that takes a path, with tmpfs's errors", function()
+      local got = twin(cases.long_relative)
+      assert.are.equal("long way ", got.in_src)
+      assert.are.equal("OK", got.rename_exchange)
+      assert.same({ "ENOENT", "ENOENT", "ENOENT" }, { got.missing[1], got.missing_parent[1], got.missing_parent[2] })
+      assert.same({ "ENOTDIR", "ENOTDIR" }, { got.under_file[1], got.under_file[4] })
+      assert.same({ "ENAMETOOLONG", "ENAMETOOLONG" }, { got.over_name_max[1], got.over_name_max[4] })
+    end)
+
+    it("does so from a working directory more than PATH_MAX below the root", function()
+      local got = twin(cases.deep_relative)
+      assert.are.equal("long way ", got.in_src)
+      assert.same({ "ENOENT", "ENOTDIR", "ENAMETOOLONG" }, { got.missing[1], got.under_file[1], got.over_name_max[1] })
+    end)
+  end)
+
   describe("a directory of 100 000 entries", function()
     local N = 100000
     it("lists completely, without duplicates, in bounded host memory", function()
@@ -930,6 +949,45 @@ describe("passthrough.lua run by root for other users", function()
       assert.are.equal(4321, got.f.uid)
       assert.are.equal(777, got["sg/d"].gid)
       assert.truthy(got.out:match("Permission denied"))
+    end)
+    H.remove(ref)
+    assert(ok, err)
+  end)
+
+  it("does so for names PATH_MAX bytes or more from the root", function()
+    if sys.geteuid() ~= 0 then
+      io.stderr:write("\npassthrough_spec: not root: skipping the long owner test\n")
+      pending("needs root")
+      return
+    end
+    assert(sys.chmod(fs.m._dir, octal "755"))
+    assert(sys.chmod(fs.scratch, octal "777"))
+    -- working directories 20 and 23 bytes below the root, then 3840 bytes
+    -- of directories, then names of 240 to 250 bytes
+    local dirs = {}
+    for i = 1, 15 do dirs[i] = string.format("%02d", i) .. string.rep("d", 253) end
+    local D = string.rep("s", 17) .. "/" .. table.concat(dirs, "/")
+    local F, X, L, P = ("f"):rep(250), ("x"):rep(240), ("l"):rep(245), ("p"):rep(246)
+    local ref = reference_dir()
+    local function scenario(top)
+      local q = H.quote
+      local code, out = sh("cd " .. q(top) .. " && mkdir -m 777 lo && cd lo && mkdir -p " .. D
+        .. " && chmod 777 " .. D .. " && mkdir sg && chown 0:777 sg && chmod 2777 sg"
+        .. " && mkdir -p sg/" .. D .. " && chmod 2777 sg/" .. D .. " 2>&1")
+      assert(code == 0, out)
+      local list = " && stat -c '%u %g %a %F' "
+      local o = {}
+      o.code, o.out = as_user(top .. "/lo", "(cd " .. D .. " && touch " .. F .. " && mkdir " .. X
+        .. " && ln -s f " .. L .. " && mkfifo " .. P .. list .. table.concat({ F, X, L, P }, " ")
+        .. ") && (cd sg/" .. D .. " && touch " .. F .. " && mkdir " .. X .. list .. F .. " " .. X .. ")")
+      return o
+    end
+    local ok, err = pcall(function()
+      local want, got = scenario(ref), scenario(fs.mountpoint)
+      assert.same(want, got)
+      assert.same({ "4321 4322 644 regular empty file", "4321 4322 755 directory",
+        "4321 4322 777 symbolic link", "4321 4322 644 fifo", "4321 777 644 regular empty file",
+        "4321 777 2755 directory" }, H.lines(got.out))
     end)
     H.remove(ref)
     assert(ok, err)

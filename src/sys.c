@@ -1953,6 +1953,47 @@ static int sys_umask(lua_State *L)
 }
 
 /***
+Change the working directory of the whole process.
+A filesystem's operations have no use for it (their paths start at the
+mount's root); it lets a test use paths relative to a directory deep inside
+a mount, as a shell that has `cd` there does.
+@function chdir
+@string path
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see chdir(2)
+*/
+static int sys_chdir(lua_State *L)
+{
+	const char *path = checkpath(L, 1);
+
+	if (chdir(path) == -1)
+		return failpath(L, "chdir", path);
+	return ok(L);
+}
+
+/***
+Change the working directory of the whole process to a directory
+descriptor (one opened with `O_PATH` will do), such as one kept to come
+back to.
+@function fchdir
+@int fd
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see fchdir(2)
+*/
+static int sys_fchdir(lua_State *L)
+{
+	if (fchdir(checkint(L, 1)) == -1)
+		return fail(L, "fchdir");
+	return ok(L);
+}
+
+/***
 The real user id of the host process.
 In an operation, the caller's ids are in `luafs.context()` instead.
 @function getuid
@@ -2137,6 +2178,8 @@ static const luaL_Reg sys_funcs[] = {
 	{ "flock", sys_flock },
 	{ "fcntl_lock", sys_fcntl_lock },
 	{ "umask", sys_umask },
+	{ "chdir", sys_chdir },
+	{ "fchdir", sys_fchdir },
 	{ "getuid", sys_getuid },
 	{ "geteuid", sys_geteuid },
 	{ "getgid", sys_getgid },

@@ -6,11 +6,19 @@ passthrough.lua: mirror a directory, like libfuse's passthrough_fh.c.
 Every operation on /mnt/mirror is done on the same name under /srv/data
 (ROOT, the one script argument), with the *at system calls relative to a
 directory descriptor opened on ROOT once, at load. A name is the request's
-path without its leading "/" ("." for the root itself), so a path inside the
-mount stays usable as long as the kernel accepts it there (PATH_MAX), however
-long ROOT's own path is. Open files are system file descriptors: open and
-create return the descriptor (an integer) as the handle, and every later call
-on that handle works on the descriptor, whatever happened to the name.
+path without its leading "/" ("." for the root itself), so ROOT's own path
+may be as long as it likes. The name may be longer than a system call takes
+(PATH_MAX, 4096 bytes with its NUL): a process whose working directory is
+deep inside the mount uses shorter paths relative to it, which the kernel
+walks a component at a time, but the request still names the file from the
+mount's root. Such a name is reached from its parent directory, opened from
+ROOT a piece at a time (see open_parent); a missing component, a component
+that is not a directory or one over NAME_MAX fail there as they would in
+ROOT. Shorter names, nearly all of them, take one system call.
+
+Open files are system file descriptors: open and create return the
+descriptor (an integer) as the handle, and every later call on that handle
+works on the descriptor, whatever happened to the name.
 
 Data never passes through Lua: read_buf answers with luafs.BufVec.fd, a "this
 many bytes of this descriptor at this offset" that libfuse reads (or splices)
@@ -118,6 +126,8 @@ local F_OFD_GETLK, F_OFD_SETLK = luafs.F_OFD_GETLK, luafs.F_OFD_SETLK
 local LOCK_NB, LOCK_UN = luafs.LOCK_NB, luafs.LOCK_UN
 local EAGAIN, EACCES, EINTR, EISDIR = luafs.EAGAIN, luafs.EACCES, luafs.EINTR, luafs.EISDIR
 local ENOTEMPTY = luafs.ENOTEMPTY
+-- The longest path a system call takes, its NUL included.
+local PATH_MAX = 4096
 local FUSE_BUF_SPLICE_NONBLOCK = luafs.FUSE_BUF_SPLICE_NONBLOCK
 
 -- Lua states in the pool: blocking locks hold one each while they wait.
@@ -141,11 +151,14 @@ local AS_ROOT = sys.geteuid() == 0
 -- function: the same paths come back request after request (a stat(2) is a
 -- lookup and a getattr), and indexing a table costs a fraction of a call to
 -- string.sub. New paths are worked out by __index and remembered; the memo
--- starts afresh every 4096 of them, so it stays small.
+-- starts afresh every 4096 of them, so it stays small. A name too long for
+-- a system call has no entry: rel[path] is nil, and the operation takes
+-- the long way (far).
 local MEMO = 4096
 local rel, named = {}, 0
 setmetatable(rel, {
   __index = function(t, path)
+    if #path > PATH_MAX then return nil end
     local n = path == "/" and "." or path:sub(2)
     if named == MEMO then
       for k in next, t do t[k] = nil end
@@ -157,6 +170,64 @@ setmetatable(rel, {
   end,
 })
 
+--[[ The long way to a name of PATH_MAX bytes or more: its parent directory
+is opened from the root a piece at a time, each piece shorter than PATH_MAX
+and ending where a component does, so that every component is looked up as
+the caller's own walk looked it up, with its errors (ENOENT, ENOTDIR,
+ENAMETOOLONG for a component over NAME_MAX, EACCES, ELOOP). A component is
+never longer than the kernel's limit for FUSE (1024 bytes), so such a name
+always has a parent. Returns the parent's descriptor, which the caller
+closes, and the last component; or nil, message, errno. ]]
+local function open_parent(name)
+  local parent, base = name:match("^(.*)/([^/]*)$")
+  local dirfd, at = rootfd, 1
+  while at <= #parent do
+    local piece = parent:sub(at)
+    if #piece >= PATH_MAX then
+      -- up to the last "/" among its first PATH_MAX bytes; a component
+      -- that long by itself goes whole, and fails with ENAMETOOLONG
+      local cut = piece:sub(1, PATH_MAX):match(".*()/")
+      piece = cut and piece:sub(1, cut - 1) or piece:match("^[^/]*")
+    end
+    local fd, msg, err = sys.openat(dirfd, piece, O_PATH | O_DIRECTORY | O_CLOEXEC)
+    if dirfd ~= rootfd then sys.close(dirfd) end
+    if not fd then return nil, msg, err end
+    dirfd, at = fd, at + #piece + 1
+  end
+  return dirfd, base
+end
+
+-- Closes dirfd unless it is the root's, and returns the rest.
+local function closing(dirfd, ...)
+  if dirfd ~= rootfd then sys.close(dirfd) end
+  return ...
+end
+
+-- f(dirfd, name, ...) for a path whose name is too long for one system
+-- call: dirfd is the parent directory, name the last component.
+local function far(path, f, ...)
+  local dirfd, name, err = open_parent(path:sub(2))
+  if not dirfd then return nil, name, err end
+  return closing(dirfd, f(dirfd, name, ...))
+end
+
+-- The directory descriptor and the name that reach path: the root's and
+-- rel[path], or for a long name its parent's (close it with closing).
+local function reach(path)
+  local name = rel[path]
+  if name then return rootfd, name end
+  return open_parent(path:sub(2))
+end
+
+-- f(fromfd, fromname, tofd, toname, ...) for two paths, either of them long.
+local function far2(from, to, f, ...)
+  local fromfd, fromname, err = reach(from)
+  if not fromfd then return nil, fromname, err end
+  local tofd, toname, err2 = reach(to)
+  if not tofd then return closing(fromfd, nil, toname, err2) end
+  return closing(fromfd, closing(tofd, f(fromfd, fromname, tofd, toname, ...)))
+end
+
 -- The descriptor behind a handle: a file's, or a directory stream's.
 local function fd_of(fi)
   local h = fi and fi.fh
@@ -166,29 +237,31 @@ end
 
 --[[ Ownership of new files: when the host runs as root, files created for
 another user would otherwise belong to root. Returns the uid and gid to give
-name (-1 keeps one as it is), or nothing when there is nothing to change. ]]
+name in dirfd (-1 keeps one as it is), or nothing when there is nothing to
+change. ]]
 local ctx_buf = {} -- luafs.context fills it: no table per file made
-local function new_owner(name)
+local function new_owner(dirfd, name)
   if not AS_ROOT then return end
   local ctx = luafs.context(ctx_buf)
   local uid, gid = ctx.uid, ctx.gid
   if uid == 0 and gid == 0 then return end
   -- In a set-group-ID directory the new file has the directory's group.
   local parent = name:match("^(.*)/[^/]*$") or "."
-  local pst = sys.fstatat(rootfd, parent, AT_SYMLINK_NOFOLLOW)
+  local pst = sys.fstatat(dirfd, parent, AT_SYMLINK_NOFOLLOW)
   if pst and pst.mode & S_ISGID ~= 0 then gid = -1 end
   return uid, gid
 end
 
--- After a name was created (ok, msg, err: how that went), gives it to the
--- caller, removing it again (unlinkat with undo_flags) when that fails.
-local function created(name, undo_flags, ok, msg, err)
+-- After name was created in dirfd (ok, msg, err: how that went), gives it
+-- to the caller, removing it again (unlinkat with undo_flags) when that
+-- fails.
+local function created(dirfd, name, undo_flags, ok, msg, err)
   if not ok then return nil, msg, err end
-  local uid, gid = new_owner(name)
+  local uid, gid = new_owner(dirfd, name)
   if uid then
-    ok, msg, err = sys.fchownat(rootfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
+    ok, msg, err = sys.fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)
     if not ok then
-      sys.unlinkat(rootfd, name, undo_flags)
+      sys.unlinkat(dirfd, name, undo_flags)
       return nil, msg, err
     end
   end
@@ -200,16 +273,14 @@ root descriptor's /proc link instead; a name too long for that is reached
 through its parent directory, opened for the occasion. ]]
 local PROC_MAX = 4000
 local PROC_ROOT = "/proc/self/fd/" .. rootfd .. "/"
-local function with_proc(name, f, ...)
-  if #name < PROC_MAX then
+local function with_proc(path, f, ...)
+  local name = rel[path]
+  if name and #name < PROC_MAX then
     return f(PROC_ROOT .. name, ...)
   end
-  local parent, base = name:match("^(.*)/([^/]+)$")
-  local dfd, msg, err = sys.openat(rootfd, parent, O_PATH | O_DIRECTORY | O_CLOEXEC)
-  if not dfd then return nil, msg, err end
-  local r = table.pack(f("/proc/self/fd/" .. dfd .. "/" .. base, ...))
-  sys.close(dfd)
-  return table.unpack(r, 1, r.n)
+  local dirfd, base, err = open_parent(path:sub(2))
+  if not dirfd then return nil, base, err end
+  return closing(dirfd, f("/proc/self/fd/" .. dirfd .. "/" .. base, ...))
 end
 
 -- Descriptors as handles: any state may serve any open file.
@@ -242,34 +313,41 @@ function fs.getattr(path, fi)
     if type(h) == "table" then h = h.fd end
     return fstat(h, st_buf)
   end
-  return fstatat(rootfd, rel[path], AT_SYMLINK_NOFOLLOW, st_buf)
+  local name = rel[path]
+  if name then return fstatat(rootfd, name, AT_SYMLINK_NOFOLLOW, st_buf) end
+  return far(path, fstatat, AT_SYMLINK_NOFOLLOW, st_buf)
 end
 
 function fs.access(path, mask)
-  return sys.faccessat(rootfd, rel[path], mask)
+  local name = rel[path]
+  if name then return sys.faccessat(rootfd, name, mask) end
+  return far(path, sys.faccessat, mask)
 end
 
 function fs.readlink(path)
-  return sys.readlinkat(rootfd, rel[path])
+  local name = rel[path]
+  if name then return sys.readlinkat(rootfd, name) end
+  return far(path, sys.readlinkat)
 end
 
 function fs.chmod(path, mode, fi)
   local fd = fd_of(fi)
   if fd then return sys.fchmod(fd, mode) end
-  return sys.fchmodat(rootfd, rel[path], mode)
+  local name = rel[path]
+  if name then return sys.fchmodat(rootfd, name, mode) end
+  return far(path, sys.fchmodat, mode)
 end
 
 function fs.chown(path, uid, gid, fi)
   local fd = fd_of(fi)
   if fd then return sys.fchown(fd, uid, gid) end
-  return sys.fchownat(rootfd, rel[path], uid, gid, AT_SYMLINK_NOFOLLOW)
+  local name = rel[path]
+  if name then return sys.fchownat(rootfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) end
+  return far(path, sys.fchownat, uid, gid, AT_SYMLINK_NOFOLLOW)
 end
 
-function fs.truncate(path, size, fi)
-  local fd = fd_of(fi)
-  if fd then return sys.ftruncate(fd, size) end
-  local msg, err
-  fd, msg, err = sys.openat(rootfd, rel[path], O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+local function truncate_at(dirfd, name, size)
+  local fd, msg, err = sys.openat(dirfd, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
   if not fd then return nil, msg, err end
   local ok
   ok, msg, err = sys.ftruncate(fd, size)
@@ -277,11 +355,23 @@ function fs.truncate(path, size, fi)
   return ok, msg, err
 end
 
+function fs.truncate(path, size, fi)
+  local fd = fd_of(fi)
+  if fd then return sys.ftruncate(fd, size) end
+  local name = rel[path]
+  if name then return truncate_at(rootfd, name, size) end
+  return far(path, truncate_at, size)
+end
+
 function fs.utimens(path, atime, atime_nsec, mtime, mtime_nsec, fi)
   local fd = fd_of(fi)
   if fd then return sys.futimens(fd, atime, atime_nsec, mtime, mtime_nsec) end
-  return sys.utimensat(rootfd, rel[path], atime, atime_nsec, mtime, mtime_nsec,
-    AT_SYMLINK_NOFOLLOW)
+  local name = rel[path]
+  if name then
+    return sys.utimensat(rootfd, name, atime, atime_nsec, mtime, mtime_nsec,
+      AT_SYMLINK_NOFOLLOW)
+  end
+  return far(path, sys.utimensat, atime, atime_nsec, mtime, mtime_nsec, AT_SYMLINK_NOFOLLOW)
 end
 
 function fs.statfs()
@@ -290,92 +380,125 @@ end
 
 -- Names --------------------------------------------------------------------
 
+local function mknod_at(dirfd, name, mode, rdev)
+  return created(dirfd, name, 0, sys.mknodat(dirfd, name, mode, rdev))
+end
+
 function fs.mknod(path, mode, rdev)
   local name = rel[path]
-  return created(name, 0, sys.mknodat(rootfd, name, mode, rdev))
+  if name then return mknod_at(rootfd, name, mode, rdev) end
+  return far(path, mknod_at, mode, rdev)
+end
+
+local function mkdir_at(dirfd, name, mode)
+  return created(dirfd, name, AT_REMOVEDIR, sys.mkdirat(dirfd, name, mode))
 end
 
 function fs.mkdir(path, mode)
   local name = rel[path]
-  return created(name, AT_REMOVEDIR, sys.mkdirat(rootfd, name, mode))
+  if name then return mkdir_at(rootfd, name, mode) end
+  return far(path, mkdir_at, mode)
+end
+
+local function symlink_at(dirfd, name, target)
+  return created(dirfd, name, 0, sys.symlinkat(target, dirfd, name))
 end
 
 function fs.symlink(target, linkpath)
   local name = rel[linkpath]
-  return created(name, 0, sys.symlinkat(target, rootfd, name))
+  if name then return symlink_at(rootfd, name, target) end
+  return far(linkpath, symlink_at, target)
 end
 
 function fs.unlink(path)
-  return sys.unlinkat(rootfd, rel[path], 0)
+  local name = rel[path]
+  if name then return sys.unlinkat(rootfd, name, 0) end
+  return far(path, sys.unlinkat, 0)
 end
 
--- Whether the directory name holds nothing but libfuse's hidden names of
--- files unlinked while open; their names, if so.
-local function only_hidden(name)
-  local dfd = sys.openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-  if not dfd then return nil end
-  local dir = sys.fdopendir(dfd)
+-- If the directory name in dirfd holds nothing but libfuse's hidden names
+-- of files unlinked while open, removes them and answers true.
+local function drop_hidden(dirfd, name)
+  local fd = sys.openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+  if not fd then return false end
+  local dir = sys.fdopendir(fd)
   if not dir then
-    sys.close(dfd)
-    return nil
+    sys.close(fd)
+    return false
   end
   local hidden = {}
   for entry in dir.read, dir do
     if entry ~= "." and entry ~= ".." then
       if not entry:match("^%.fuse_hidden%x+$") then
         dir:close()
-        return nil
+        return false
       end
       hidden[#hidden + 1] = entry
     end
   end
+  -- relative to the directory itself: its name may be long already
+  for _, entry in ipairs(hidden) do sys.unlinkat(fd, entry, 0) end
   dir:close()
-  return hidden
+  return true
 end
 
 --[[ An rmdir right after a close(2) may find the .fuse_hidden name of a
 file unlinked while open, which libfuse removes only when the kernel's
 release arrives, later (see the header). Those names go, as with
 hard_remove; libfuse's own unlink at the release then finds nothing. ]]
+local function rmdir_at(dirfd, name)
+  local ok, msg, err = sys.unlinkat(dirfd, name, AT_REMOVEDIR)
+  if ok or err ~= ENOTEMPTY then return ok, msg, err end
+  if not drop_hidden(dirfd, name) then return nil, msg, err end
+  return sys.unlinkat(dirfd, name, AT_REMOVEDIR)
+end
+
 function fs.rmdir(path)
   local name = rel[path]
-  local ok, msg, err = sys.unlinkat(rootfd, name, AT_REMOVEDIR)
-  if ok or err ~= ENOTEMPTY then return ok, msg, err end
-  local hidden = only_hidden(name)
-  if not hidden then return nil, msg, err end
-  for _, entry in ipairs(hidden) do sys.unlinkat(rootfd, name .. "/" .. entry, 0) end
-  return sys.unlinkat(rootfd, name, AT_REMOVEDIR)
+  if name then return rmdir_at(rootfd, name) end
+  return far(path, rmdir_at)
 end
 
 function fs.rename(from, to, flags)
-  return sys.renameat2(rootfd, rel[from], rootfd, rel[to], flags)
+  local a, b = rel[from], rel[to]
+  if a and b then return sys.renameat2(rootfd, a, rootfd, b, flags) end
+  return far2(from, to, sys.renameat2, flags)
 end
 
 function fs.link(from, to)
-  return sys.linkat(rootfd, rel[from], rootfd, rel[to], 0)
+  local a, b = rel[from], rel[to]
+  if a and b then return sys.linkat(rootfd, a, rootfd, b, 0) end
+  return far2(from, to, sys.linkat, 0)
 end
 
 -- Open files ---------------------------------------------------------------
 
 function fs.open(path, fi)
-  return sys.openat(rootfd, rel[path], fi.flags | O_CLOEXEC)
+  local name = rel[path]
+  if name then return sys.openat(rootfd, name, fi.flags | O_CLOEXEC) end
+  return far(path, sys.openat, fi.flags | O_CLOEXEC)
 end
 
-function fs.create(path, mode, fi)
-  local name = rel[path]
-  local fd, msg, err = sys.openat(rootfd, name, fi.flags | O_CREAT | O_CLOEXEC, mode)
+local function create_at(dirfd, name, mode, flags)
+  local fd, msg, err = sys.openat(dirfd, name, flags | O_CREAT | O_CLOEXEC, mode)
   if not fd then return nil, msg, err end
-  local uid, gid = new_owner(name)
+  local uid, gid = new_owner(dirfd, name)
   if uid then
     local ok
     ok, msg, err = sys.fchown(fd, uid, gid)
     if not ok then
       sys.close(fd)
-      sys.unlinkat(rootfd, name, 0)
+      sys.unlinkat(dirfd, name, 0)
       return nil, msg, err
     end
   end
   return fd
+end
+
+function fs.create(path, mode, fi)
+  local name = rel[path]
+  if name then return create_at(rootfd, name, mode, fi.flags) end
+  return far(path, create_at, mode, fi.flags)
 end
 
 -- Zero copy: libfuse reads size bytes at offset from the descriptor itself.
@@ -511,25 +634,25 @@ end
 -- Extended attributes ------------------------------------------------------
 
 function fs.setxattr(path, name, value, flags)
-  return with_proc(rel[path], sys.lsetxattr, name, value, flags)
+  return with_proc(path, sys.lsetxattr, name, value, flags)
 end
 
 function fs.getxattr(path, name)
-  return with_proc(rel[path], sys.lgetxattr, name)
+  return with_proc(path, sys.lgetxattr, name)
 end
 
 function fs.listxattr(path)
-  return with_proc(rel[path], sys.llistxattr)
+  return with_proc(path, sys.llistxattr)
 end
 
 function fs.removexattr(path, name)
-  return with_proc(rel[path], sys.lremovexattr, name)
+  return with_proc(path, sys.lremovexattr, name)
 end
 
 -- Directories --------------------------------------------------------------
 
-function fs.opendir(path)
-  local fd, msg, err = sys.openat(rootfd, rel[path], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+local function opendir_at(dirfd, name)
+  local fd, msg, err = sys.openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
   if not fd then return nil, msg, err end
   local dir
   dir, msg, err = sys.fdopendir(fd)
@@ -538,6 +661,12 @@ function fs.opendir(path)
     return nil, msg, err
   end
   return { dir = dir, fd = fd }
+end
+
+function fs.opendir(path)
+  local name = rel[path]
+  if name then return opendir_at(rootfd, name) end
+  return far(path, opendir_at)
 end
 
 -- The host lists the stream itself, from the offset the kernel asks for,
