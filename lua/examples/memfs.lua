@@ -43,10 +43,23 @@ Limits:
   * The kernel caches no attributes (attr_timeout = 0, set in init): with
     libfuse's high-level API each name of a hard-linked file is a kernel
     inode of its own, and a cached nlink, size or mode of one name would
-    not see a change made through another. The price: fstat(), and
-    lseek() with SEEK_DATA or SEEK_HOLE, on a file that was unlinked
-    while open fail with ESTALE, because libfuse no longer has a path for
-    it; reads, writes and ftruncate through the descriptor work.
+    not see a change made through another.
+  * A file that is open when its last name goes (unlink, or a rename
+    over it) works through its descriptors as on tmpfs: fstat says
+    st_nlink 0, fchmod, fchown, futimens, the f*xattr calls, lseek and
+    fstatfs work, /proc/self/fd/N opens it again. libfuse keeps such a
+    file under a hidden name, ".fuse_hidden" and 16 hex digits, in the
+    same directory until the last close (HIDDEN below). readdir does not
+    show that name, but a process that names it reaches the file, and a
+    rename onto a new name of that form hides the file as unlink does.
+    Once the directory that held the file is removed too, libfuse has no
+    path for it: fstat, fchmod, fchown, futimens, the f*xattr calls,
+    lseek with SEEK_DATA or SEEK_HOLE and fstatfs on it fail with ESTALE
+    (reads, writes, ftruncate, fallocate and fsync still work).
+  * libfuse hides an open file that a rename replaces before it passes
+    the rename on, so a rename onto an open file that memfs refuses (a
+    permission denied on the source's directory, say) still loses the
+    target's name, where tmpfs keeps it.
   * statfs reports a fixed size of 16 GiB and 1 Mi inodes, counted like
     tmpfs counts them (a page per 4 KiB page of data or long symlink, an
     inode per directory and per name of anything else). Only fallocate
@@ -152,6 +165,8 @@ end
 --[[ Nodes. A node is one inode: a table with the struct stat fields it
 needs under their luafs names, plus
   entries, parent   for a directory (name -> node, and the parent node),
+  hidden            for a directory, the files open after their name in it
+                    went (libfuse's hidden name -> node; see HIDDEN below),
   chunks, pages     for a regular file (chunk index -> string, and page
                     index -> DATA or ALLOCATED, which st_blocks counts),
   target            for a symbolic link,
@@ -321,6 +336,7 @@ local function lookup(path, ctx)
     if not is_dir(node) then luafs.error(luafs.ENOTDIR) end
     if search then check_access(node, X_OK, ctx) end
     local child = node.entries[name]
+    if child == nil and node.hidden then child = node.hidden[name] end
     if child == nil then
       luafs.error(#name > NAME_MAX and luafs.ENAMETOOLONG or luafs.ENOENT)
     end
@@ -513,7 +529,7 @@ local fs = {}
 
 function fs.init(_conn, cfg)
   cfg.use_ino = true      -- st_ino is ours, so hard links share it
-  cfg.hard_remove = true  -- unlink for real; open handles keep the node alive
+  cfg.hard_remove = false -- libfuse keeps a path for open unlinked files (HIDDEN)
   -- libfuse's high-level API gives each name of a hard-linked file its own
   -- kernel inode, so attributes cached for one name would miss a write,
   -- chmod or link made through another. Have the kernel ask every time.
@@ -534,8 +550,16 @@ function fs.reload(_old)
   luafs.log(string.format("memfs.lua: the new code serves the same %d inodes", store.inodes))
 end
 
+-- libfuse takes one from the link count of a file that it hid, as if the
+-- hidden name were a link; memfs stopped counting it when it hid the file.
 function fs.getattr(path, fi)
-  return stat(node_of(path, fi, luafs.context()))
+  local ctx = luafs.context()
+  local st = stat(node_of(path, fi, ctx))
+  if path and path:find("/.fuse_hidden", 1, true) then
+    local dir, name = lookup_parent(path, ctx)
+    if dir.entries[name] == nil and dir.hidden and dir.hidden[name] then st.nlink = st.nlink + 1 end
+  end
+  return st
 end
 
 function fs.access(path, mask)
@@ -575,15 +599,44 @@ local function check_remove(dir, node, ctx, want_dir)
   if not want_dir and is_dir(node) then luafs.error(luafs.EISDIR) end
 end
 
-function fs.unlink(path)
-  local ctx = luafs.context()
-  local dir, name = lookup_parent(path, ctx)
+-- unlink(2) of name in dir; returns the node it named.
+local function remove_file(dir, name, ctx)
   local node = dir.entries[name]
   if node == nil then luafs.error(luafs.ENOENT) end
   check_remove(dir, node, ctx, false)
   del_entry(dir, name)
   modified(dir)
   drop_link(node)
+  return node
+end
+
+--[[ Files open after their name is gone. The kernel sends fstat, fchmod,
+fchown, futimens, the f*xattr calls, fstatfs and an open of
+/proc/self/fd/N with the inode alone, and libfuse's high-level API
+answers ESTALE for an inode that has no path, before memfs sees the call.
+So memfs leaves hard_remove off (init): libfuse then renames a file that
+is open when its name is unlinked, or replaced by a rename, to a hidden
+name in the same directory, uses that name as the file's path, and
+unlinks it after the last close. memfs takes that rename for the unlink
+that it stands for (link count, times, statfs) and keeps the hidden name
+in dir.hidden, where lookups find it and readdir, rmdir and statfs do
+not. ]]
+local HIDDEN = "^%.fuse_hidden" .. string.rep("%x", 16) .. "$"
+
+local function hide(dir, name, hidden_name, ctx)
+  local node = remove_file(dir, name, ctx)
+  dir.hidden = dir.hidden or {}
+  dir.hidden[hidden_name] = node
+end
+
+function fs.unlink(path)
+  local ctx = luafs.context()
+  local dir, name = lookup_parent(path, ctx)
+  if dir.entries[name] == nil and dir.hidden and dir.hidden[name] then
+    dir.hidden[name] = nil -- libfuse's unlink after the last close
+    return
+  end
+  remove_file(dir, name, ctx)
 end
 
 function fs.rmdir(path)
@@ -656,6 +709,9 @@ function fs.rename(from, to, flags)
   local tdir, tname = lookup_parent(to, ctx)
   forget_cached()
   local target = tdir.entries[tname]
+  if flags == 0 and tdir == fdir and target == nil and tname:match(HIDDEN) then
+    return hide(fdir, fname, tname, ctx)
+  end
   if target and noreplace then luafs.error(luafs.EEXIST) end
   if exchange and target == nil then luafs.error(luafs.ENOENT) end
   if (is_dir(node) and is_ancestor(node, tdir)) or
