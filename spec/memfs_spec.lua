@@ -1098,14 +1098,49 @@ describe("memfs.lua and other users", function()
     assert(ok, err)
   end
 
+  --[[ What opening root's FIFO of mode 0600 answers uid UID, on the mount
+  and on tmpfs. Opening a FIFO sends the filesystem no request, so memfs
+  cannot refuse it: only the kernel's default_permissions checks do. ]]
+  local function fifo_open(fs)
+    if sys.geteuid() ~= 0 then
+      pending("needs root to act as other users")
+      return
+    end
+    assert(sys.chmod(fs.m._dir, octal "755"))
+    local ref = H.shm_dir()
+    local ok, r = pcall(function()
+      assert(sys.chmod(ref, octal "755"))
+      local r = {}
+      for _, d in ipairs { fs.mountpoint, ref } do
+        H.check(sys.mkfifo(d .. "/fifo", octal "600"))
+        local code, out = sh("setpriv --reuid=" .. UID .. " --regid=" .. GID .. " --clear-groups"
+          .. " sh -c 'exec 3<>\"$1\"' sh " .. q(d .. "/fifo"))
+        r[#r + 1] = code == 0 and "opened" or out:match("Permission denied") and "EACCES" or out
+        H.check(sys.unlink(d .. "/fifo"))
+      end
+      return r
+    end)
+    H.remove(ref)
+    assert(ok, r)
+    return { memfs = r[1], tmpfs = r[2] }
+  end
+
   describe("with allow_other", function()
     local fs = testing.mounted(MEMFS, { once = true, options = { "-o", "allow_other" } })
     it("gives them what they create and refuses what tmpfs refuses", function() compare(fs) end)
+    it("lets them open a FIFO that its mode closes to them (memfs.lua's header)", function()
+      local r = fifo_open(fs)
+      if r then assert.same({ memfs = "opened", tmpfs = "EACCES" }, r) end
+    end)
   end)
 
   describe("with allow_other,default_permissions", function()
     local fs = testing.mounted(MEMFS, { once = true, options = { "-o", "allow_other,default_permissions" } })
     it("agrees with the kernel's checks", function() compare(fs) end)
+    it("refuses them a FIFO that its mode closes to them, as tmpfs does", function()
+      local r = fifo_open(fs)
+      if r then assert.same({ memfs = "EACCES", tmpfs = "EACCES" }, r) end
+    end)
   end)
 end)
 

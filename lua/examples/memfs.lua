@@ -33,6 +33,10 @@ Limits:
     Without -o allow_other only the user who mounted may enter the mount
     at all; with it, add default_permissions to have the kernel check
     as well.
+  * Opening a FIFO sends memfs no request (the kernel opens it itself),
+    so without -o default_permissions a user whom its mode denies opens
+    another user's FIFO all the same, where tmpfs answers EACCES. No
+    script can refuse it; default_permissions closes it.
   * One relaxation: a caller who may write a file may clear its
     set-user-ID and set-group-ID bits with chmod, since that is how the
     kernel clears them when such a user writes to or truncates the file.
