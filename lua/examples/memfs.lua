@@ -60,10 +60,6 @@ Limits:
     path for it: fstat, fchmod, fchown, futimens, the f*xattr calls,
     lseek with SEEK_DATA or SEEK_HOLE and fstatfs on it fail with ESTALE
     (reads, writes, ftruncate, fallocate and fsync still work).
-  * libfuse hides an open file that a rename replaces before it passes
-    the rename on, so a rename onto an open file that memfs refuses (a
-    permission denied on the source's directory, say) still loses the
-    target's name, where tmpfs keeps it.
   * statfs reports a fixed size of 16 GiB and 1 Mi inodes, counted like
     tmpfs counts them (a page per 4 KiB page of data or long symlink, an
     inode per directory and per name of anything else). Only fallocate
@@ -554,9 +550,12 @@ function fs.reload(_old)
   luafs.log(string.format("memfs.lua: the new code serves the same %d inodes", store.inodes))
 end
 
+local last_hide -- what the last hide() did, for unhide() (see HIDDEN below)
+
 -- libfuse takes one from the link count of a file that it hid, as if the
 -- hidden name were a link; memfs stopped counting it when it hid the file.
 function fs.getattr(path, fi)
+  last_hide = nil
   local ctx = luafs.context()
   local st = stat(node_of(path, fi, ctx))
   if path and path:find("/.fuse_hidden", 1, true) then
@@ -627,10 +626,35 @@ in dir.hidden, where lookups find it and readdir, rmdir and statfs do
 not. ]]
 local HIDDEN = "^%.fuse_hidden" .. string.rep("%x", 16) .. "$"
 
-local function hide(dir, name, hidden_name, ctx)
-  local node = remove_file(dir, name, ctx)
+--[[ For a rename onto an open file, libfuse hides the target before it
+passes the rename on, and leaves it hidden when memfs refuses the rename.
+So the last hide is kept for the call that follows it: when that is a
+rename by the same process onto the name that was hidden, and it fails,
+the name comes back (unhide). A getattr forgets it: the kernel looks up
+a name that was unlinked before it renames onto it (unless the mount's
+negative_timeout lets it remember that the name is missing), and that
+lookup is a getattr. ]]
+local function hide(dir, name, hidden_name, ctx, path)
+  local node = dir.entries[name]
+  if node == nil then luafs.error(luafs.ENOENT) end
+  local u = {
+    dir = dir, name = name, node = node, path = path, pid = ctx.pid,
+    dir_times = { dir.mtime, dir.mtime_nsec, dir.ctime, dir.ctime_nsec },
+    ctime = { node.ctime, node.ctime_nsec },
+  }
+  remove_file(dir, name, ctx)
   dir.hidden = dir.hidden or {}
   dir.hidden[hidden_name] = node
+  last_hide = u
+end
+
+-- Undoes hide(); the hidden name stays, as libfuse keeps using it.
+local function unhide(u)
+  add_entry(u.dir, u.name, u.node)
+  u.node.nlink = u.node.nlink + 1
+  if u.node.nlink > 1 then store.inodes = store.inodes + 1 end
+  u.dir.mtime, u.dir.mtime_nsec, u.dir.ctime, u.dir.ctime_nsec = table.unpack(u.dir_times)
+  u.node.ctime, u.node.ctime_nsec = u.ctime[1], u.ctime[2]
 end
 
 function fs.unlink(path)
@@ -699,8 +723,7 @@ Renaming a name onto another name of the same inode does nothing.
 RENAME_WHITEOUT leaves a whiteout (a character device 0:0) behind. ]]
 local KNOWN_FLAGS = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT
 
-function fs.rename(from, to, flags)
-  local ctx = luafs.context()
+local function rename(from, to, flags, ctx)
   local noreplace = flags & RENAME_NOREPLACE ~= 0
   local exchange = flags & RENAME_EXCHANGE ~= 0
   local whiteout = flags & RENAME_WHITEOUT ~= 0
@@ -714,7 +737,7 @@ function fs.rename(from, to, flags)
   forget_cached()
   local target = tdir.entries[tname]
   if flags == 0 and tdir == fdir and target == nil and tname:match(HIDDEN) then
-    return hide(fdir, fname, tname, ctx)
+    return hide(fdir, fname, tname, ctx, from)
   end
   if target and noreplace then luafs.error(luafs.EEXIST) end
   if exchange and target == nil then luafs.error(luafs.ENOENT) end
@@ -761,6 +784,17 @@ function fs.rename(from, to, flags)
   changed(node)
   modified(fdir)
   modified(tdir)
+end
+
+function fs.rename(from, to, flags)
+  local ctx = luafs.context()
+  local u = last_hide
+  last_hide = nil
+  local ok, err = pcall(rename, from, to, flags, ctx)
+  if not ok then
+    if u and u.path == to and u.pid == ctx.pid and u.dir.entries[u.name] == nil then unhide(u) end
+    error(err, 0)
+  end
 end
 
 --[[ chmod: the owner or root. Like Linux, a caller outside the file's
