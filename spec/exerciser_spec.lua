@@ -1,8 +1,8 @@
 -- spec/exerciser_spec.lua: lua/examples/passthrough.lua over a tmpfs
--- directory under tools that no one here wrote: stress-ng's filesystem
--- stressors, verifying what they read back, and an rsync round trip
--- through the mount. Any failure, error line or unverified stressor
--- fails the test.
+-- directory, and lua/examples/memfs.lua, under tools that no one here
+-- wrote: stress-ng's filesystem stressors, verifying what they read back,
+-- and an rsync round trip through the passthrough mount. Any failure,
+-- error line or unverified stressor fails the test.
 local H = require "spec.helpers"
 
 local testing, sys = H.testing, H.sys
@@ -72,6 +72,32 @@ describe("stress-ng in passthrough.lua", function()
     stress(dir, {
       xattr = "1 --xattr-ops 2", readahead = "1 --readahead-ops 2 --readahead-bytes 4m",
     }, "--timeout 60s")
+    assert.is_nil(fs:log():match("[Ee]rror"), fs:log())
+  end)
+end)
+
+-- The same stressors in memfs, each bounded by a count of operations
+-- rather than by time. Several of them (hdd, seek, fallocate, readahead)
+-- fstat, lseek or chmod a file that they unlinked while it was open.
+describe("stress-ng in memfs.lua", function()
+  local fs = testing.mounted(H.example("memfs.lua"), { once = true })
+
+  it("passes the file stressors, bounded by operations, with verification", function()
+    local dir = fs:path("stress")
+    H.check(sys.mkdir(dir))
+    local out = stress(dir, {
+      hdd = "2 --hdd-ops 2000 --hdd-bytes 4m", seek = "1 --seek-ops 100 --seek-size 16m",
+      dir = "1 --dir-ops 200", dirdeep = "1 --dirdeep-ops 100", rename = "1 --rename-ops 500",
+      link = "1 --link-ops 1", symlink = "1 --symlink-ops 1",
+      fallocate = "1 --fallocate-ops 20 --fallocate-bytes 8m", flock = "1 --flock-ops 10000",
+      lockf = "1 --lockf-ops 5000", lockofd = "1 --lockofd-ops 10000", dentry = "1 --dentry-ops 500",
+      chmod = "1 --chmod-ops 20", utime = "1 --utime-ops 500",
+      filename = "1 --filename-ops 50 --filename-opts posix", mknod = "1 --mknod-ops 300",
+      fstat = "1 --fstat-ops 30 --fstat-dir " .. q(dir), ["copy-file"] = "1 --copy-file-ops 20",
+      ["sync-file"] = "1 --sync-file-ops 100 --sync-file-bytes 8m",
+      xattr = "1 --xattr-ops 2", readahead = "1 --readahead-ops 2 --readahead-bytes 4m",
+    }, "--timeout 90s")
+    assert.are.equal("2000", out:match("metrc: %[%d+%] hdd%s+(%d+)"), out)
     assert.is_nil(fs:log():match("[Ee]rror"), fs:log())
   end)
 end)

@@ -243,6 +243,183 @@ describe("memfs.lua", function()
     it("syncs files and directories", function() twin(cases.sync) end)
   end)
 
+  --[[ A file that is open after its last name is gone: every call on the
+  descriptor works as on tmpfs, st_nlink 0 included, and the file leaves
+  no trace in its directory. ]]
+  describe("files open after their name is gone", function()
+    -- The fields of fstat(fd) that memfs and tmpfs agree on.
+    local function fstat_of(fd, fields)
+      local st, _, e = sys.fstat(fd)
+      if not st then return H.errname(e) end
+      local t = {}
+      for _, k in ipairs(fields or STAT_FIELDS) do t[k] = st[k] end
+      return t
+    end
+    local TIMES = { "atime", "atime_nsec", "mtime", "mtime_nsec" }
+
+    it("answers fstat, fchmod, fchown, futimens, xattrs, lseek and fstatvfs", function()
+      twin(function(d)
+        local fd = H.check(sys.open(d .. "/gone", O_RDWR | O_CREAT, octal "640"))
+        H.check(sys.pwrite(fd, H.bytes(3 * 4096 + 5, 4), 8192))
+        H.check(sys.fsetxattr(fd, "user.before", "set while named"))
+        local o = { unlink = E(sys.unlink, d .. "/gone") }
+        o.stat = fstat_of(fd)
+        o.chmod = E(sys.fchmod, fd, octal "4711")
+        o.chown = E(sys.fchown, fd, 1234, 5678)
+        o.owner = fstat_of(fd, { "uid", "gid", "mode", "nlink" })
+        o.utimens = E(sys.futimens, fd, 1000000000, 123456789, 2000000000, 987654321)
+        o.times = fstat_of(fd, TIMES)
+        o.now = E(sys.futimens, fd, 0, luafs.UTIME_OMIT, 0, luafs.UTIME_NOW)
+        local st = sys.fstat(fd)
+        o.now_is_now = st ~= nil and st.mtime >= sys.clock_gettime() - 5 and st.atime == 1000000000
+        o.get = sys.fgetxattr(fd, "user.before")
+        o.set = E(sys.fsetxattr, fd, "user.after", "set while nameless")
+        o.create_existing = E(sys.fsetxattr, fd, "user.after", "again", luafs.XATTR_CREATE)
+        local names = sys.flistxattr(fd)
+        if names then table.sort(names) end
+        o.list = names
+        o.remove = E(sys.fremovexattr, fd, "user.before")
+        o.removed = E(sys.fgetxattr, fd, "user.before")
+        o.data = { sys.lseek(fd, 0, SEEK_DATA) or "fail", sys.lseek(fd, 8192, SEEK_HOLE) or "fail" }
+        o.past_end = E(sys.lseek, fd, 1 << 20, SEEK_DATA)
+        o.statvfs = E(sys.fstatvfs, fd)
+        o.truncate = E(sys.ftruncate, fd, 100)
+        o.allocate = E(sys.fallocate, fd, 0, 0, 5 * 4096)
+        o.after = fstat_of(fd)
+        o.write = sys.pwrite(fd, "tail", 5 * 4096)
+        o.read = sys.pread(fd, 10, 5 * 4096 - 3)
+        o.sync = { E(sys.fsync, fd), E(sys.fdatasync, fd) }
+        o.listing = H.listing(d)
+        sys.close(fd)
+        o.rmdir = E(sys.rmdir, d)
+        H.check(sys.mkdir(d))
+        return o
+      end)
+    end)
+
+    it("moves the times of the file and of its directory as tmpfs does", function()
+      local function times(st)
+        return { a = { st.atime, st.atime_nsec }, m = { st.mtime, st.mtime_nsec }, c = { st.ctime, st.ctime_nsec } }
+      end
+      local function moved(before, after)
+        local s = ""
+        for _, k in ipairs { "a", "m", "c" } do
+          if before[k][1] ~= after[k][1] or before[k][2] ~= after[k][2] then s = s .. k end
+        end
+        return s == "" and "-" or s
+      end
+      twin(function(d)
+        local fd = H.check(sys.open(d .. "/f", O_RDWR | O_CREAT, octal "600"))
+        H.check(sys.pwrite(fd, "data", 0))
+        local o = {}
+        local function step(name, f)
+          local file, dir = times(H.check(sys.fstat(fd))), times(H.check(sys.lstat(d)))
+          tick()
+          f()
+          o[#o + 1] = name .. " file:" .. moved(file, times(H.check(sys.fstat(fd))))
+            .. " dir:" .. moved(dir, times(H.check(sys.lstat(d))))
+        end
+        step("unlink", function() H.check(sys.unlink(d .. "/f")) end)
+        step("pwrite", function() H.check(sys.pwrite(fd, "more", 4)) end)
+        step("fchmod", function() H.check(sys.fchmod(fd, octal "640")) end)
+        step("fsetxattr", function() H.check(sys.fsetxattr(fd, "user.k", "v")) end)
+        step("ftruncate", function() H.check(sys.ftruncate(fd, 2)) end)
+        sys.close(fd)
+        return o
+      end)
+    end)
+
+    it("reopens through /proc/self/fd but cannot be linked back", function()
+      twin(function(d)
+        local fd = H.check(sys.open(d .. "/gone", O_RDWR | O_CREAT, octal "600"))
+        H.check(sys.pwrite(fd, "contents", 0))
+        H.check(sys.unlink(d .. "/gone"))
+        local proc = "/proc/self/fd/" .. fd
+        local again, _, e = sys.open(proc, O_RDONLY)
+        local o = { reopen = again and "OK" or H.errname(e) }
+        if again then
+          o.reread = sys.pread(again, 100, 0)
+          o.stat = fstat_of(again)
+          sys.close(again)
+        end
+        o.link = E(sys.linkat, AT_FDCWD, proc, AT_FDCWD, d .. "/back", luafs.AT_SYMLINK_FOLLOW)
+        o.listing = H.listing(d)
+        sys.close(fd)
+        return o
+      end)
+    end)
+
+    -- Once the directory is gone too, libfuse has no path for the file,
+    -- and the calls that it makes only by path fail: fstat, fchmod,
+    -- lseek, the xattr calls, fstatvfs (memfs.lua's header says so).
+    it("lets the directory that held it be removed", function()
+      local by_path = {}
+      twin(function(d)
+        H.check(sys.mkdir(d .. "/sub"))
+        local fd = H.check(sys.open(d .. "/sub/gone", O_RDWR | O_CREAT, octal "600"))
+        H.check(sys.pwrite(fd, "kept", 0))
+        local o = { unlink = E(sys.unlink, d .. "/sub/gone") }
+        o.sub = stat_of(d .. "/sub")
+        o.rmdir = E(sys.rmdir, d .. "/sub")
+        o.read = sys.pread(fd, 10, 0)
+        o.write = sys.pwrite(fd, "more", 4)
+        o.reread = sys.pread(fd, 10, 0)
+        o.truncate = E(sys.ftruncate, fd, 2)
+        o.listing = H.listing(d)
+        by_path[d:sub(1, #ref) == ref and "tmpfs" or "memfs"] = { E(sys.fstat, fd), E(sys.fchmod, fd, octal "644"),
+          E(sys.lseek, fd, 0, SEEK_DATA), E(sys.fsetxattr, fd, "user.x", "y"), E(sys.fstatvfs, fd),
+          E(sys.fallocate, fd, 0, 0, 4096), E(sys.fsync, fd) }
+        sys.close(fd)
+        return o
+      end)
+      assert.same({ tmpfs = { "OK", "OK", "OK", "OK", "OK", "OK", "OK" },
+        memfs = { "ESTALE", "ESTALE", "ESTALE", "ESTALE", "ESTALE", "OK", "OK" } }, by_path)
+    end)
+
+    it("keeps count of the links of an open file that loses one name", function()
+      twin(function(d)
+        H.write(d .. "/a", "linked")
+        H.check(sys.link(d .. "/a", d .. "/b"))
+        local fa = H.check(sys.open(d .. "/a", O_RDWR))
+        local fb = H.check(sys.open(d .. "/b", O_RDONLY))
+        local o = { unlink_a = E(sys.unlink, d .. "/a") }
+        o.by_a = fstat_of(fa)
+        o.by_b = fstat_of(fb)
+        o.b = stat_of(d .. "/b")
+        o.chmod = E(sys.fchmod, fa, octal "604")
+        o.b_mode = stat_of(d .. "/b").mode
+        H.check(sys.pwrite(fa, "LINKED", 0))
+        o.b_data = H.read(d .. "/b")
+        o.link = E(sys.link, d .. "/b", d .. "/c")
+        o.by_a_again = fstat_of(fa)
+        o.unlink_b = E(sys.unlink, d .. "/b")
+        o.unlink_c = E(sys.unlink, d .. "/c")
+        o.last = { fstat_of(fa), fstat_of(fb) }
+        o.listing = H.listing(d)
+        sys.close(fa)
+        sys.close(fb)
+        return o
+      end)
+    end)
+
+    it("keeps the file that a rename replaced open", function()
+      twin(function(d)
+        H.write(d .. "/old", "the old file")
+        H.write(d .. "/new", "the new one")
+        local fd = H.check(sys.open(d .. "/old", O_RDWR))
+        local o = { rename = E(sys.rename, d .. "/new", d .. "/old") }
+        o.stat = fstat_of(fd)
+        o.read = sys.pread(fd, 100, 0)
+        o.chmod = E(sys.fchmod, fd, octal "600")
+        o.name = { H.read(d .. "/old"), stat_of(d .. "/old") }
+        o.listing = H.listing(d)
+        o.dir = stat_of(d)
+        sys.close(fd)
+        return o
+      end)
+    end)
+  end)
+
   describe("names", function()
     it("makes and removes directories with the sizes, link counts and errors of tmpfs", function()
       twin(function(d)
@@ -877,6 +1054,8 @@ describe("memfs.lua and other users", function()
     file("open/shared", "666")
     file("open/suid", "4777")
     file("open/rootowned", "644")
+    file("open/unlinked", "666")
+    file("open/target_open", "644")
     mk("open/rootsub", "755")
   end
 
@@ -913,19 +1092,57 @@ describe("memfs.lua and other users", function()
       assert.are.equal("EACCES", r["private.stat"])
       assert.are.equal("0 0 100777", r["suid.mode"])
       assert.are.equal("OK", r["group.write"])
+      assert.are.equal("EPERM", r["unlinked.fchmod"])
+      assert.are.equal("0 0 100666 0", r["unlinked.fstat"])
+      assert.are.equal("1 1", r["unlinked.target_nlink"])
     end)
     H.remove(ref)
     assert(ok, err)
   end
 
+  --[[ What opening root's FIFO of mode 0600 answers uid UID, on the mount
+  and on tmpfs. Opening a FIFO sends the filesystem no request, so memfs
+  cannot refuse it: only the kernel's default_permissions checks do. ]]
+  local function fifo_open(fs)
+    if sys.geteuid() ~= 0 then
+      pending("needs root to act as other users")
+      return
+    end
+    assert(sys.chmod(fs.m._dir, octal "755"))
+    local ref = H.shm_dir()
+    local ok, r = pcall(function()
+      assert(sys.chmod(ref, octal "755"))
+      local r = {}
+      for _, d in ipairs { fs.mountpoint, ref } do
+        H.check(sys.mkfifo(d .. "/fifo", octal "600"))
+        local code, out = sh("setpriv --reuid=" .. UID .. " --regid=" .. GID .. " --clear-groups"
+          .. " sh -c 'exec 3<>\"$1\"' sh " .. q(d .. "/fifo"))
+        r[#r + 1] = code == 0 and "opened" or out:match("Permission denied") and "EACCES" or out
+        H.check(sys.unlink(d .. "/fifo"))
+      end
+      return r
+    end)
+    H.remove(ref)
+    assert(ok, r)
+    return { memfs = r[1], tmpfs = r[2] }
+  end
+
   describe("with allow_other", function()
     local fs = testing.mounted(MEMFS, { once = true, options = { "-o", "allow_other" } })
     it("gives them what they create and refuses what tmpfs refuses", function() compare(fs) end)
+    it("lets them open a FIFO that its mode closes to them (memfs.lua's header)", function()
+      local r = fifo_open(fs)
+      if r then assert.same({ memfs = "opened", tmpfs = "EACCES" }, r) end
+    end)
   end)
 
   describe("with allow_other,default_permissions", function()
     local fs = testing.mounted(MEMFS, { once = true, options = { "-o", "allow_other,default_permissions" } })
     it("agrees with the kernel's checks", function() compare(fs) end)
+    it("refuses them a FIFO that its mode closes to them, as tmpfs does", function()
+      local r = fifo_open(fs)
+      if r then assert.same({ memfs = "EACCES", tmpfs = "EACCES" }, r) end
+    end)
   end)
 end)
 

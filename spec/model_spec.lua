@@ -319,8 +319,9 @@ local function empty(dir)
 end
 
 --[[ Where the answers may differ, as memfs.lua's header says: libfuse has
-no path for a file unlinked while open, and answers ESTALE to an lseek on
-it (here the file on tmpfs has no name any more); and the kernel answers
+no path for a file that is open after its name and its directory were
+removed, and answers ESTALE to an lseek on it (here the file on tmpfs
+has no name any more); and the kernel answers
 SEEK_DATA and SEEK_HOLE on a directory of a FUSE mount itself, not as
 tmpfs's directories do (EINVAL), without asking memfs. ]]
 local function documented(op, got, ref)

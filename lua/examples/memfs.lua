@@ -33,6 +33,10 @@ Limits:
     Without -o allow_other only the user who mounted may enter the mount
     at all; with it, add default_permissions to have the kernel check
     as well.
+  * Opening a FIFO sends memfs no request (the kernel opens it itself),
+    so without -o default_permissions a user whom its mode denies opens
+    another user's FIFO all the same, where tmpfs answers EACCES. No
+    script can refuse it; default_permissions closes it.
   * One relaxation: a caller who may write a file may clear its
     set-user-ID and set-group-ID bits with chmod, since that is how the
     kernel clears them when such a user writes to or truncates the file.
@@ -43,10 +47,19 @@ Limits:
   * The kernel caches no attributes (attr_timeout = 0, set in init): with
     libfuse's high-level API each name of a hard-linked file is a kernel
     inode of its own, and a cached nlink, size or mode of one name would
-    not see a change made through another. The price: fstat(), and
-    lseek() with SEEK_DATA or SEEK_HOLE, on a file that was unlinked
-    while open fail with ESTALE, because libfuse no longer has a path for
-    it; reads, writes and ftruncate through the descriptor work.
+    not see a change made through another.
+  * A file that is open when its last name goes (unlink, or a rename
+    over it) works through its descriptors as on tmpfs: fstat says
+    st_nlink 0, fchmod, fchown, futimens, the f*xattr calls, lseek and
+    fstatfs work, /proc/self/fd/N opens it again. libfuse keeps such a
+    file under a hidden name, ".fuse_hidden" and 16 hex digits, in the
+    same directory until the last close (HIDDEN below). readdir does not
+    show that name, but a process that names it reaches the file, and a
+    rename onto a new name of that form hides the file as unlink does.
+    Once the directory that held the file is removed too, libfuse has no
+    path for it: fstat, fchmod, fchown, futimens, the f*xattr calls,
+    lseek with SEEK_DATA or SEEK_HOLE and fstatfs on it fail with ESTALE
+    (reads, writes, ftruncate, fallocate and fsync still work).
   * statfs reports a fixed size of 16 GiB and 1 Mi inodes, counted like
     tmpfs counts them (a page per 4 KiB page of data or long symlink, an
     inode per directory and per name of anything else). Only fallocate
@@ -152,6 +165,8 @@ end
 --[[ Nodes. A node is one inode: a table with the struct stat fields it
 needs under their luafs names, plus
   entries, parent   for a directory (name -> node, and the parent node),
+  hidden            for a directory, the files open after their name in it
+                    went (libfuse's hidden name -> node; see HIDDEN below),
   chunks, pages     for a regular file (chunk index -> string, and page
                     index -> DATA or ALLOCATED, which st_blocks counts),
   target            for a symbolic link,
@@ -321,6 +336,7 @@ local function lookup(path, ctx)
     if not is_dir(node) then luafs.error(luafs.ENOTDIR) end
     if search then check_access(node, X_OK, ctx) end
     local child = node.entries[name]
+    if child == nil and node.hidden then child = node.hidden[name] end
     if child == nil then
       luafs.error(#name > NAME_MAX and luafs.ENAMETOOLONG or luafs.ENOENT)
     end
@@ -513,7 +529,7 @@ local fs = {}
 
 function fs.init(_conn, cfg)
   cfg.use_ino = true      -- st_ino is ours, so hard links share it
-  cfg.hard_remove = true  -- unlink for real; open handles keep the node alive
+  cfg.hard_remove = false -- libfuse keeps a path for open unlinked files (HIDDEN)
   -- libfuse's high-level API gives each name of a hard-linked file its own
   -- kernel inode, so attributes cached for one name would miss a write,
   -- chmod or link made through another. Have the kernel ask every time.
@@ -534,8 +550,19 @@ function fs.reload(_old)
   luafs.log(string.format("memfs.lua: the new code serves the same %d inodes", store.inodes))
 end
 
+local last_hide -- what the last hide() did, for unhide() (see HIDDEN below)
+
+-- libfuse takes one from the link count of a file that it hid, as if the
+-- hidden name were a link; memfs stopped counting it when it hid the file.
 function fs.getattr(path, fi)
-  return stat(node_of(path, fi, luafs.context()))
+  last_hide = nil
+  local ctx = luafs.context()
+  local st = stat(node_of(path, fi, ctx))
+  if path and path:find("/.fuse_hidden", 1, true) then
+    local dir, name = lookup_parent(path, ctx)
+    if dir.entries[name] == nil and dir.hidden and dir.hidden[name] then st.nlink = st.nlink + 1 end
+  end
+  return st
 end
 
 function fs.access(path, mask)
@@ -575,15 +602,69 @@ local function check_remove(dir, node, ctx, want_dir)
   if not want_dir and is_dir(node) then luafs.error(luafs.EISDIR) end
 end
 
-function fs.unlink(path)
-  local ctx = luafs.context()
-  local dir, name = lookup_parent(path, ctx)
+-- unlink(2) of name in dir; returns the node it named.
+local function remove_file(dir, name, ctx)
   local node = dir.entries[name]
   if node == nil then luafs.error(luafs.ENOENT) end
   check_remove(dir, node, ctx, false)
   del_entry(dir, name)
   modified(dir)
   drop_link(node)
+  return node
+end
+
+--[[ Files open after their name is gone. The kernel sends fstat, fchmod,
+fchown, futimens, the f*xattr calls, fstatfs and an open of
+/proc/self/fd/N with the inode alone, and libfuse's high-level API
+answers ESTALE for an inode that has no path, before memfs sees the call.
+So memfs leaves hard_remove off (init): libfuse then renames a file that
+is open when its name is unlinked, or replaced by a rename, to a hidden
+name in the same directory, uses that name as the file's path, and
+unlinks it after the last close. memfs takes that rename for the unlink
+that it stands for (link count, times, statfs) and keeps the hidden name
+in dir.hidden, where lookups find it and readdir, rmdir and statfs do
+not. ]]
+local HIDDEN = "^%.fuse_hidden" .. string.rep("%x", 16) .. "$"
+
+--[[ For a rename onto an open file, libfuse hides the target before it
+passes the rename on, and leaves it hidden when memfs refuses the rename.
+So the last hide is kept for the call that follows it: when that is a
+rename by the same process onto the name that was hidden, and it fails,
+the name comes back (unhide). A getattr forgets it: the kernel looks up
+a name that was unlinked before it renames onto it (unless the mount's
+negative_timeout lets it remember that the name is missing), and that
+lookup is a getattr. ]]
+local function hide(dir, name, hidden_name, ctx, path)
+  local node = dir.entries[name]
+  if node == nil then luafs.error(luafs.ENOENT) end
+  local u = {
+    dir = dir, name = name, node = node, path = path, pid = ctx.pid,
+    dir_times = { dir.mtime, dir.mtime_nsec, dir.ctime, dir.ctime_nsec },
+    ctime = { node.ctime, node.ctime_nsec },
+  }
+  remove_file(dir, name, ctx)
+  dir.hidden = dir.hidden or {}
+  dir.hidden[hidden_name] = node
+  last_hide = u
+end
+
+-- Undoes hide(); the hidden name stays, as libfuse keeps using it.
+local function unhide(u)
+  add_entry(u.dir, u.name, u.node)
+  u.node.nlink = u.node.nlink + 1
+  if u.node.nlink > 1 then store.inodes = store.inodes + 1 end
+  u.dir.mtime, u.dir.mtime_nsec, u.dir.ctime, u.dir.ctime_nsec = table.unpack(u.dir_times)
+  u.node.ctime, u.node.ctime_nsec = u.ctime[1], u.ctime[2]
+end
+
+function fs.unlink(path)
+  local ctx = luafs.context()
+  local dir, name = lookup_parent(path, ctx)
+  if dir.entries[name] == nil and dir.hidden and dir.hidden[name] then
+    dir.hidden[name] = nil -- libfuse's unlink after the last close
+    return
+  end
+  remove_file(dir, name, ctx)
 end
 
 function fs.rmdir(path)
@@ -642,8 +723,7 @@ Renaming a name onto another name of the same inode does nothing.
 RENAME_WHITEOUT leaves a whiteout (a character device 0:0) behind. ]]
 local KNOWN_FLAGS = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT
 
-function fs.rename(from, to, flags)
-  local ctx = luafs.context()
+local function rename(from, to, flags, ctx)
   local noreplace = flags & RENAME_NOREPLACE ~= 0
   local exchange = flags & RENAME_EXCHANGE ~= 0
   local whiteout = flags & RENAME_WHITEOUT ~= 0
@@ -656,6 +736,9 @@ function fs.rename(from, to, flags)
   local tdir, tname = lookup_parent(to, ctx)
   forget_cached()
   local target = tdir.entries[tname]
+  if flags == 0 and tdir == fdir and target == nil and tname:match(HIDDEN) then
+    return hide(fdir, fname, tname, ctx, from)
+  end
   if target and noreplace then luafs.error(luafs.EEXIST) end
   if exchange and target == nil then luafs.error(luafs.ENOENT) end
   if (is_dir(node) and is_ancestor(node, tdir)) or
@@ -701,6 +784,17 @@ function fs.rename(from, to, flags)
   changed(node)
   modified(fdir)
   modified(tdir)
+end
+
+function fs.rename(from, to, flags)
+  local ctx = luafs.context()
+  local u = last_hide
+  last_hide = nil
+  local ok, err = pcall(rename, from, to, flags, ctx)
+  if not ok then
+    if u and u.path == to and u.pid == ctx.pid and u.dir.entries[u.name] == nil then unhide(u) end
+    error(err, 0)
+  end
 end
 
 --[[ chmod: the owner or root. Like Linux, a caller outside the file's
