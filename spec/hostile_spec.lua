@@ -182,8 +182,17 @@ describe("a hostile script (first seed " .. SEED .. ", " .. ROUNDS .. " rounds, 
       local demands, ids = journal_demands(H.read(journal) or "")
       local lines = log_lines_by_op(log)
       for op, n in pairs(demands) do
-        assert((lines[op] or 0) >= n, string.format("seed %d: %d calls of %s had to log a line, the log has %d%s",
-          seed, n, op, lines[op] or 0, context()))
+        if (lines[op] or 0) < n then
+          local calls, logged = {}, {}
+          for line in (H.read(journal) or ""):gmatch("[^\n]+") do
+            if line:match("^C %-?%d+ " .. op .. " .* log$") then calls[#calls + 1] = line end
+          end
+          for line in log:gmatch("[^\n]+") do
+            if line:find("luafs: " .. op, 1, true) == 1 then logged[#logged + 1] = line:sub(1, 200) end
+          end
+          error(string.format("seed %d: %d calls of %s had to log a line, the log has %d\n%s\n--- their lines ---\n%s",
+            seed, n, op, lines[op] or 0, table.concat(calls, "\n"), table.concat(logged, "\n")))
+        end
       end
       for _, n in ipairs(ids) do
         assert(log:find("hostile#" .. n .. " raised", 1, true),
