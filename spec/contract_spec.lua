@@ -434,6 +434,51 @@ return fs
   end)
 end)
 
+describe("odd answers", function()
+  it("are refused with a log line, or taken as the manual says", function()
+    local path = script([[
+local luafs = require "luafs"
+local fs = {}
+local D, R = luafs.S_IFDIR | tonumber("755", 8), luafs.S_IFREG | tonumber("644", 8)
+local made = {}
+function fs.init() return 2.5 end
+function fs.getattr(path)
+  if path == "/" or made[path] then return { mode = D, nlink = 2 } end
+  if path == "/minint" then return math.mininteger end
+  if path == "/forged" then
+    local _, e = pcall(luafs.error, luafs.EPERM)
+    e.errno = "2"
+    error(e)
+  end
+  return { mode = R, nlink = 1, size = 0 }
+end
+function fs.mkdir(path)
+  made[path] = true
+  return 2.5
+end
+function fs.open(_, fi) fi.direct_io = true end
+function fs.read(_, _, offset)
+  if offset > 0 then return "" end
+  local fd = assert(luafs.sys.open("/proc/self/stat", luafs.O_RDONLY))
+  local data = luafs.sys.read(fd, math.maxinteger)
+  luafs.sys.close(fd)
+  local ok, err = pcall(luafs.BufVec.mem, math.maxinteger)
+  return tostring(luafs.context().private) .. " " .. tostring(#data > 0) .. " " .. tostring(ok)
+    .. " " .. tostring(err)
+end
+return fs
+]])
+    local m = mount(path)
+    assert.are.equal("EIO", try(sys.stat, m:path("minint")))
+    assert.truthy(H.log_line(m, "getattr /minint: getattr returned -9223372036854775808, which is no errno"))
+    assert.are.equal("EIO", try(sys.stat, m:path("forged")))
+    assert.truthy(H.log_line(m, "getattr /forged:"))
+    assert.are.equal(true, try(sys.mkdir, m:path("d"), tonumber("755", 8)))
+    local out = read_file(m, "x")
+    assert.truthy(out:find("^2%.5 true false .*size out of range"), out)
+  end)
+end)
+
 describe("messages", function()
   local ANSWERS = [[
 local luafs = require "luafs"

@@ -49,7 +49,7 @@ describe("init(conn, cfg)", function()
       "cfg.ac_attr_timeout=0.5", "cfg.ac_attr_timeout_set=true",
       "cfg.set_uid=true", "cfg.uid=1234", "cfg.set_gid=true", "cfg.gid=4321",
       "cfg.set_mode=true", "cfg.umask=18", "cfg.intr=true", "cfg.intr_signal=12",
-      "cfg.remember=-1", "cfg.hard_remove=true", "cfg.use_ino=true", "cfg.readdir_ino=true",
+      "cfg.hard_remove=true", "cfg.use_ino=true", "cfg.readdir_ino=true",
       "cfg.direct_io=true", "cfg.kernel_cache=true", "cfg.auto_cache=true",
       "cfg.no_rofd_flush=true", "cfg.nullpath_ok=true", "cfg.debug=false",
       "conn.max_write=65536", "conn.max_readahead=65536", "conn.max_background=20",
@@ -81,7 +81,7 @@ describe("init(conn, cfg)", function()
         a.cfg.negative_timeout, a.cfg.ac_attr_timeout, a.cfg.ac_attr_timeout_set })
       assert.same({ true, 1234, true, 4321, true, 18 }, { a.cfg.set_uid, a.cfg.uid, a.cfg.set_gid,
         a.cfg.gid, a.cfg.set_mode, a.cfg.umask })
-      assert.same({ true, 12, -1 }, { a.cfg.intr, a.cfg.intr_signal, a.cfg.remember })
+      assert.same({ true, 12, 0 }, { a.cfg.intr, a.cfg.intr_signal, a.cfg.remember })
       for _, k in ipairs { "hard_remove", "use_ino", "readdir_ino", "direct_io", "kernel_cache",
                            "auto_cache", "no_rofd_flush", "nullpath_ok" } do
         assert.is_true(a.cfg[k], "cfg." .. k)
@@ -152,6 +152,7 @@ describe("init(conn, cfg)", function()
       ["conn.capable=0"] = "luafs.ConnInfo field 'capable' is read-only",
       ["conn.proto_major=8"] = "luafs.ConnInfo field 'proto_major' is read-only",
       ["cfg.show_help=true"] = "luafs.Config field 'show_help' is read-only",
+      ["cfg.remember=-1"] = "luafs.Config field 'remember' is read-only",
       ["cfg.nosuch=1"] = "luafs.Config has no field 'nosuch'",
       ["conn.want=4294967295"] = "luafs.ConnInfo field 'want': 0x",
       ["conn.max_write=-1"] = "out of range",

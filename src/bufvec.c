@@ -143,7 +143,9 @@ static int l_mem(lua_State *L)
 	} else {
 		lua_Integer n = luaL_checkinteger(L, 1);
 
-		luaL_argcheck(L, n >= 0, 1, "negative size");
+		/* No request moves more; a larger buffer is a script's bug. */
+		luaL_argcheck(L, n >= 0 && n <= INT32_MAX, 1,
+			      "size out of range (0 to 2^31 - 1)");
 		len = (size_t)n;
 	}
 	u = new_owned(L, len, 1);

@@ -64,7 +64,7 @@ static int failure_shape(lua_State *L, struct luafs_call *c, int first,
 		if (!(lua_tonumber(L, first) < 0))
 			return 0;
 		e = lua_tointegerx(L, first, &isint);
-		if (!isint || !luafs_valid_errno(-e))
+		if (!isint || e < -511 || !luafs_valid_errno(-e))
 			return -1;
 		c->result = (int)e;
 		return 1;

@@ -35,14 +35,19 @@ static const struct field config_fields[] = {
 	CFG(uid, K_UINT), CFG(set_mode, K_BOOL), CFG(umask, K_UINT),
 	CFG(entry_timeout, K_DOUBLE), CFG(negative_timeout, K_DOUBLE),
 	CFG(attr_timeout, K_DOUBLE), CFG(intr, K_BOOL),
-	CFG(intr_signal, K_INT), CFG(remember, K_INT),
+	CFG(intr_signal, K_INT),
 	CFG(hard_remove, K_BOOL), CFG(use_ino, K_BOOL),
 	CFG(readdir_ino, K_BOOL), CFG(direct_io, K_BOOL),
 	CFG(kernel_cache, K_BOOL), CFG(auto_cache, K_BOOL),
 	CFG(no_rofd_flush, K_BOOL), CFG(ac_attr_timeout_set, K_BOOL),
 	CFG(ac_attr_timeout, K_DOUBLE), CFG(nullpath_ok, K_BOOL),
 	CFG(debug, K_BOOL),
-	/* Consumed while libfuse parsed the options, before init. */
+	/*
+	 * Consumed before init: while libfuse parsed the options, and for
+	 * remember, by fuse_new, which sized its node cache by it (setting
+	 * it later crashes libfuse).
+	 */
+	{ "remember", offsetof(struct fuse_config, remember), K_INT, 0 },
 	{ "show_help", offsetof(struct fuse_config, show_help), K_BOOL, 0 },
 	{ "modules", offsetof(struct fuse_config, modules), K_STRING, 0 },
 	{ NULL, 0, 0, 0 }

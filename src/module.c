@@ -74,8 +74,10 @@ int luafs_is_error(lua_State *L, int idx, int *err)
 	lua_pop(L, 2);
 	if (!is)
 		return 0;
+	/* A number: "2" would pass lua_tointegerx. */
 	lua_getfield(L, idx, "errno");
-	e = lua_tointegerx(L, -1, &is);
+	is = 0;
+	e = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &is) : 0;
 	lua_pop(L, 1);
 	if (!is || !luafs_valid_errno(e))
 		return 0;

@@ -202,6 +202,9 @@ static struct scratch *toscratch(lua_State *L)
 
 /* At least size bytes, or NULL with errno ENOMEM.  The old contents are
  * never needed, so free and malloc spare realloc's copy. */
+/* The most that one read(2) transfers on Linux (MAX_RW_COUNT). */
+#define MAX_RW 0x7ffff000
+
 static char *scratch(struct scratch *s, size_t size)
 {
 	if (s->p && size <= s->cap)
@@ -492,9 +495,13 @@ static int sys_pread(lua_State *L)
 	size_t size = checksize(L, 2);
 	off_t off = checkoff(L, 3);
 	struct scratch *s = toscratch(L);
-	char *buf = scratch(s, size);
+	char *buf;
 	ssize_t n;
 
+	/* More than one read(2) moves would be allocated in vain. */
+	if (size > MAX_RW)
+		size = MAX_RW;
+	buf = scratch(s, size);
 	if (!buf)
 		return fail(L, "pread");
 	n = pread(fd, buf, size, off);
@@ -546,9 +553,13 @@ static int sys_read(lua_State *L)
 	int fd = checkint(L, 1);
 	size_t size = checksize(L, 2);
 	struct scratch *s = toscratch(L);
-	char *buf = scratch(s, size);
+	char *buf;
 	ssize_t n;
 
+	/* More than one read(2) moves would be allocated in vain. */
+	if (size > MAX_RW)
+		size = MAX_RW;
+	buf = scratch(s, size);
 	if (!buf)
 		return fail(L, "read");
 	n = read(fd, buf, size);
