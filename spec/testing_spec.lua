@@ -232,5 +232,31 @@ end)
       end
       assert.are.same({ "failing", "passing", "once", "dying" }, seen)
     end)
+
+    it("unmounts after a test that failed with a file of the mount still open", function()
+      local spec = work .. "/open_spec.lua"
+      H.write(spec, string.format([[
+local testing = require "luafs.testing"
+describe("a test", function()
+  local fs = testing.mounted(%q)
+  it("fails with hello open", function()
+    local f = assert(io.open(fs:path("hello")))
+    assert(f:read("a") == "goodbye\n", "open-file-failure-marker")
+    f:close()
+  end)
+end)
+]], HELLO))
+      local code, out = H.shell(string.format("cd %s && LUAFS=%s lua5.4 %s -o TAP %s",
+        q(work), q(H.host), q("/usr/bin/busted"), q(spec)))
+      assert.are_not.equal(0, code, out)
+      assert.truthy(out:find("not ok 1 - a test fails with hello open", 1, true), out)
+      assert.truthy(out:find("open-file-failure-marker", 1, true), out)
+      assert.truthy(out:find("luafs.testing: a test failed with", 1, true), out)
+      assert.falsy(out:find("not ok 2", 1, true), out)
+      assert.falsy(out:find("fusermount3 -u failed", 1, true), out)
+      local mountpoint = out:match("mounted on (%S+)")
+      assert.truthy(mountpoint, out)
+      assert.are.equal(0, testing.mounted_at(mountpoint))
+    end)
   end)
 end)

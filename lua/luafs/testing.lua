@@ -272,10 +272,11 @@ function Mount:is_mounted()
 end
 
 --- Unmount and clean up; idempotent.
--- `fusermount3 -u`, then wait (with a deadline) for the host to exit; if the
--- mount is still there, `umount -l` as a last resort; if the host is still
--- alive, SIGTERM and then SIGKILL to that pid only. Then the temporary
--- directories are removed (the log is kept in memory for `m:log()`).
+-- A full garbage collection (see below), `fusermount3 -u`, then wait (with
+-- a deadline) for the host to exit; if the mount is still there, `umount
+-- -l` as a last resort; if the host is still alive, SIGTERM and then
+-- SIGKILL to that pid only. Then the temporary directories are removed
+-- (the log is kept in memory for `m:log()`).
 -- @tparam[opt] table opts `strict` (default true): raise an error (with the
 --   log) when the host did not exit cleanly by itself: it had died before
 --   the unmount without `m:kill`/`m:wait`, exited non-zero after the
@@ -297,6 +298,10 @@ function Mount:unmount(opts)
       .. tostring(died_before) .. ")"
   end
   if self:is_mounted() then
+    -- A file that a failed test left open in the mount keeps it busy; once
+    -- the test's function is gone nothing reaches that file, and a full
+    -- collection closes it.
+    collectgarbage()
     local code, out = shell("fusermount3 -u " .. quote(self.mountpoint))
     if code ~= 0 and self:is_mounted() then
       problems[#problems + 1] = "fusermount3 -u failed: " .. out:gsub("\n$", "")
