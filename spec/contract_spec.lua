@@ -450,7 +450,8 @@ function fs.getattr(path)
     e.errno = "2"
     error(e)
   end
-  return { mode = R, nlink = 1, size = 0 }
+  if path == "/x" then return { mode = R, nlink = 1, size = 0 } end
+  return -luafs.ENOENT
 end
 function fs.mkdir(path)
   made[path] = true
