@@ -192,7 +192,7 @@ describe("luafs.BufVec", function()
         { a, b, c, d, e, f, g })
       local r = eval("return BufVec.mem(-1)")
       assert.is_false(r[1])
-      assert.matches("negative size", r[2])
+      assert.matches("size out of range", r[2])
       r = eval("local m = BufVec.mem('x'); return m:buffer(2)")
       assert.is_false(r[1])
       assert.matches("no such buffer", r[2])
@@ -307,7 +307,7 @@ describe("luafs.BufVec", function()
       assert.are.equal("EBADF", H.errname(t.readonly[3]))
     end)
 
-    it("releases once, by :release(), __close or __gc, and raises when used after", function()
+    it("releases once, by :release() or __close, and raises when used after", function()
       local t = run([[
         local t = {}
         local a = BufVec.mem("abc")
@@ -322,10 +322,7 @@ describe("luafs.BufVec", function()
         end                                       -- __close
         t.after_close = { pcall(b.tostring, b) }
         b:release()                               -- and once more by hand
-        local d = BufVec.mem(4096)
-        getmetatable(d).__gc(d)                   -- what the collector calls
-        t.after_gc = { pcall(d.copy_to, d, 1, 0) }
-        d = nil
+        t.no_gc = getmetatable(BufVec.mem(1)).__gc == nil  -- the collector frees it all
         for _ = 1, 1000 do BufVec.mem(65536) end  -- left to the collector
         collectgarbage()
         collectgarbage()
@@ -336,8 +333,7 @@ describe("luafs.BufVec", function()
       assert.are.equal("luafs.BufVec (expired)", t.name)
       assert.is_false(t.after_close[1])
       assert.matches("expired or released", t.after_close[2])
-      assert.is_false(t.after_gc[1])
-      assert.matches("expired or released", t.after_gc[2])
+      assert.is_true(t.no_gc)
       assert.is_true(fs:is_mounted())
     end)
 

@@ -471,7 +471,8 @@ return fs
 ]])
     local m = mount(path)
     assert.are.equal("EIO", try(sys.stat, m:path("minint")))
-    assert.truthy(H.log_line(m, "getattr /minint: getattr returned -9223372036854775808, which is no errno"))
+    assert.truthy(H.log_line(m, "getattr /minint: " .. path .. ":6: getattr returned -9223372036854775808, "
+      .. "which is no errno"), m:log())
     assert.are.equal("EIO", try(sys.stat, m:path("forged")))
     assert.truthy(H.log_line(m, "getattr /forged:"))
     assert.are.equal(true, try(sys.mkdir, m:path("d"), tonumber("755", 8)))
@@ -520,11 +521,23 @@ return fs
   it("name the field, the value and what was expected", function()
     local path = script(ANSWERS)
     local m = mount(path, { options = { "-o", "call_timeout=0.3" } })
+    -- A refused value is logged with the place of the callback that
+    -- returned it: "OP PATH: FILE:LINE: message".
     local function fails(rel, errname, text)
       local got = try(sys.stat, m:path(rel))
       if type(got) ~= "string" then got = read_file(m, rel) end
       assert.are.equal(errname, got, rel)
-      assert.truthy(H.log_line(m, text), "no log line with: " .. text .. "\n" .. m:log())
+      local op, rest = text:match("^(%a+ /%a+): (.*)$")
+      local found = H.wait_until(function()
+        for line in m:log():gmatch("[^\n]+") do
+          if line:find(text, 1, true) then return true end
+          if op and line:find("luafs: " .. op .. ": " .. path .. ":", 1, true)
+              and line:find(rest, 1, true) then
+            return true
+          end
+        end
+      end, 3)
+      assert.truthy(found, "no log line with: " .. text .. "\n" .. m:log())
     end
     fails("notype", "EIO", "getattr /notype: stat field 'mode' (0644) has no file type")
     fails("negsize", "EIO", "getattr /negsize: stat field 'size' is -1; the kernel takes an integer of 0 or more")

@@ -153,6 +153,7 @@ describe("init(conn, cfg)", function()
       ["conn.proto_major=8"] = "luafs.ConnInfo field 'proto_major' is read-only",
       ["cfg.show_help=true"] = "luafs.Config field 'show_help' is read-only",
       ["cfg.remember=-1"] = "luafs.Config field 'remember' is read-only",
+      ["conn.max_read=99999"] = "luafs.ConnInfo field 'max_read' is read-only",
       ["cfg.nosuch=1"] = "luafs.Config has no field 'nosuch'",
       ["conn.want=4294967295"] = "luafs.ConnInfo field 'want': 0x",
       ["conn.max_write=-1"] = "out of range",

@@ -5,11 +5,11 @@
  * the request's data straight into an fd, so the data of a passthrough
  * never becomes a Lua string.
  *
- * A BufVec either borrows libfuse's bufvec for one write_buf call (expired
- * afterwards: a copy kept raises) or owns a bufvec the script made, freed by one
- * idempotent release shared by __gc and __close.  Copying from a BufVec
- * the script made does not use it up; copying from write_buf's does (see
- * cursor).
+ * A BufVec either borrows libfuse's bufvec for one write_buf call (lent
+ * out: a copy kept raises afterwards) or owns a bufvec the script made,
+ * which :release() and __close end and the collector frees.  Copying from
+ * a BufVec the script made does not use it up; copying from write_buf's
+ * does (see cursor).
  */
 #include "luafs.h"
 
@@ -19,27 +19,16 @@
 
 #define BUFVEC_MT "luafs.BufVec"
 
-/*
- * The metatables, by address: one BufVec is made for every read_buf and
- * write_buf.  Only those whose memory buffers were allocated here need a
- * finalizer; the rest (fd buffers, libfuse's buffers) get a metatable
- * without __gc, so the collector frees them without calling back into
- * luafs for each.
- */
-static const char bufvec_mt_key;	/* with __gc */
-static const char plain_mt_key;		/* the same, without */
+static const struct luafs_type bufvec_type = { BUFVEC_MT, LUAFS_T_BUFVEC };
 
 /*
- * A BufVec is told from other userdata by its size and a tag, as a
- * luafs.Stat is: a metatable comparison costs several times more, twice per
- * read_buf (BufVec.fd's answer is checked when it is taken).
+ * The memory buffer of a BufVec the script made lives in the userdata,
+ * after the struct, so the collector frees it with the object and no
+ * BufVec needs a finalizer.
  */
-#define BUFVEC_TAG UINT64_C(0x6c75616673427556)	/* "luafsBuV" */
-
 struct bufvec {
-	struct fuse_bufvec *bv;	/* first: cleared by luafs_borrow's expiry */
-	uint64_t tag;
-	int owned;		/* bv's memory buffers were allocated here */
+	struct fuse_bufvec *bv;	/* first: cleared when lent out ends */
+	int owned;		/* made by the script, not write_buf's */
 	struct fuse_bufvec one;	/* what bv points to when owned */
 };
 
@@ -51,64 +40,43 @@ static size_t bufvec_bytes(size_t count)
 
 static struct bufvec *test_bufvec(lua_State *L, int idx)
 {
-	struct bufvec *u = lua_touserdata(L, idx);
-
-	/* NULL but for userdata; a light one has no length. */
-	if (u == NULL || lua_rawlen(L, idx) != sizeof(*u) ||
-	    u->tag != BUFVEC_TAG)
-		return NULL;
-	return u;
+	return luafs_testudata(L, idx, &bufvec_type);
 }
 
 static struct bufvec *check_bufvec(lua_State *L, int idx)
 {
-	struct bufvec *u = test_bufvec(L, idx);
+	struct bufvec *u = luafs_checkudata(L, idx, &bufvec_type);
 
-	if (u == NULL)
-		luaL_typeerror(L, idx, BUFVEC_MT);
 	if (u->bv == NULL)
 		luaL_error(L, "expired or released luafs.BufVec");
 	return u;
 }
 
-static void free_buffers(struct fuse_bufvec *bv)
+/* Frees a bufvec and its memory buffers, as libfuse's fuse_free_buf does. */
+static void free_bufvec(struct fuse_bufvec *bv)
 {
 	size_t i;
 
 	for (i = 0; i < bv->count; i++)
 		if (!(bv->buf[i].flags & FUSE_BUF_IS_FD))
 			free(bv->buf[i].mem);
-}
-
-/* Frees a bufvec and its memory buffers, as libfuse's fuse_free_buf does. */
-static void free_bufvec(struct fuse_bufvec *bv)
-{
-	free_buffers(bv);
 	free(bv);
 }
 
 static void release(struct bufvec *u)
 {
-	if (u->owned && u->bv != NULL)
-		free_buffers(u->bv);
 	u->bv = NULL;
 }
 
-/*
- * For BufVec.fd and BufVec.mem, which hold the metatables as upvalues
- * (1: with __gc, 2: without): an upvalue is an array read, a registry
- * lookup by address a hash probe, and one BufVec.fd is made per read_buf.
- */
-static struct bufvec *new_owned(lua_State *L, size_t size, int finalized)
+/* A BufVec of one buffer of size bytes, with room for extra bytes. */
+static struct bufvec *new_owned(lua_State *L, size_t size, size_t extra)
 {
-	struct bufvec *u = lua_newuserdatauv(L, sizeof(*u), 0);
+	struct bufvec *u = lua_newuserdatauv(L, sizeof(*u) + extra, 0);
 
 	u->one = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
 	u->bv = &u->one;
-	u->tag = BUFVEC_TAG;
 	u->owned = 1;
-	lua_pushvalue(L, lua_upvalueindex(finalized ? 1 : 2));
-	lua_setmetatable(L, -2);
+	luafs_setmetatable(L, &bufvec_type);
 	return u;
 }
 
@@ -148,12 +116,12 @@ static int l_mem(lua_State *L)
 			      "size out of range (0 to 2^31 - 1)");
 		len = (size_t)n;
 	}
-	u = new_owned(L, len, 1);
-	u->bv->buf[0].mem = s ? malloc(len ? len : 1) : calloc(1, len ? len : 1);
-	if (u->bv->buf[0].mem == NULL)
-		return luaL_error(L, "out of memory");
+	u = new_owned(L, len, len);
+	u->bv->buf[0].mem = u + 1;
 	if (s)
-		memcpy(u->bv->buf[0].mem, s, len);
+		memcpy(u + 1, s, len);
+	else
+		memset(u + 1, 0, len);
 	return 1;
 }
 
@@ -292,10 +260,8 @@ static int l_tostring(lua_State *L)
 
 static int l_release(lua_State *L)
 {
-	struct bufvec *u = test_bufvec(L, 1);
+	struct bufvec *u = luafs_checkudata(L, 1, &bufvec_type);
 
-	if (u == NULL)
-		luaL_typeerror(L, 1, BUFVEC_MT);
 	if (u->owned)
 		release(u);
 	return 0;
@@ -303,10 +269,8 @@ static int l_release(lua_State *L)
 
 static int l_name(lua_State *L)
 {
-	struct bufvec *u = test_bufvec(L, 1);
+	struct bufvec *u = luafs_checkudata(L, 1, &bufvec_type);
 
-	if (u == NULL)
-		luaL_typeerror(L, 1, BUFVEC_MT);
 	if (u->bv == NULL)
 		lua_pushliteral(L, "luafs.BufVec (expired)");
 	else
@@ -328,8 +292,7 @@ void luafs_bufvec_open(lua_State *L)
 		{"release", l_release},
 		{NULL, NULL}
 	};
-	static const luaL_Reg meta[] = {	/* __gc first: see below */
-		{"__gc", l_release},
+	static const luaL_Reg meta[] = {
 		{"__close", l_release},
 		{"__tostring", l_name},
 		{"__len", l_size},
@@ -341,38 +304,24 @@ void luafs_bufvec_open(lua_State *L)
 		{NULL, NULL}
 	};
 
-	luaL_newmetatable(L, BUFVEC_MT);
+	luafs_newmetatable(L, &bufvec_type);
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -3, "__index");
-	lua_pushvalue(L, -2);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
-	/* The plain metatable: everything but __gc, the methods shared. */
-	lua_createtable(L, 0, 5);
-	luaL_setfuncs(L, meta + 1, 0);
-	lua_insert(L, -2);
 	lua_setfield(L, -2, "__index");
-	lua_pushliteral(L, BUFVEC_MT);
-	lua_setfield(L, -2, "__name");
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
 	lua_pop(L, 1);
-	luaL_newlibtable(L, constructors);
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &bufvec_mt_key);
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
-	luaL_setfuncs(L, constructors, 2);
+	luaL_newlib(L, constructors);
 }
 
-void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv)
+/* write_buf's bufvec, lent to the script for call c. */
+void luafs_bufvec_push_borrowed(lua_State *L, struct luafs_call *c,
+				struct fuse_bufvec *bv)
 {
 	struct bufvec *u = lua_newuserdatauv(L, sizeof(*u), 0);
 
 	u->bv = bv;
-	u->tag = BUFVEC_TAG;
 	u->owned = 0;
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &plain_mt_key);
-	lua_setmetatable(L, -2);
-	luafs_borrow(L, -1);
+	luafs_setmetatable(L, &bufvec_type);
+	luafs_lend(L, c, (void **)&u->bv);
 }
 
 /*

@@ -1,30 +1,43 @@
 /*
- * call.c: running one script function for one request.
+ * call.c: one request, from libfuse to the script and back.
  *
- * The script's function runs in lua_pcall, with a message handler that
- * adds the traceback.  The host's own work around it (pushing the
- * arguments, reading plain answers) runs outside, at the base of the
- * state, guarded by a recovery point: an error the host raises there, or
- * an allocation that fails, reaches the state's panic function, which
- * jumps back here (luafs_call_recover) instead of aborting.  Lua has
- * unwound the state by then; no Lua function was running, so nothing else
- * is left to undo.  Answers that could run the script's code again (a
- * metamethod, a readdir iterator) are read in a second lua_pcall instead.
- * Either way an error becomes an answer (-errno, or -EIO with a log
- * line), never a longjmp through libfuse's frames and never a crash.
+ * Follow a read_buf.  libfuse calls op_read_buf (ops.c) with the request's
+ * arguments; the shim puts them in its struct read_args and calls
+ * luafs_call with read_buf_body.  luafs_call checks a Lua state out of the
+ * pool (state.c): the one that holds the file's handle, or any free one.
+ * It then runs the body under one lua_pcall, with msghandler as the
+ * message handler, as lua.c runs pmain: the body pushes the arguments (the
+ * path, the size, the offset, a luafs.FileInfo), luafs_invoke calls the
+ * script's read_buf and tells a failure (-errno, or nil, message, errno)
+ * from an answer, and the body turns the answer (a string or a
+ * luafs.BufVec) into the struct fuse_bufvec that libfuse sends.  An error
+ * anywhere in there, the script's or the host's (a value it refuses, an
+ * allocation that fails), ends the pcall: a luafs.error object becomes its
+ * errno, a memory error ENOMEM, anything else EIO and one log line.  Then
+ * the objects lent to the script for the call (the FileInfo) expire, the
+ * state goes back to the pool, and the shim returns c.result to libfuse.
+ *
+ * Nothing touches a state outside that pcall but code that cannot raise:
+ * reading the error object, clearing references and the lent objects.
  */
 #include "luafs.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-/* The message handler: a traceback for errors, errno objects unchanged. */
+/*
+ * The message handler: a traceback for the script's errors, errno objects
+ * unchanged.  A value that the host refused after the script returned
+ * (raised by the body, the bottom frame of the state) gets no traceback:
+ * it would show only the host's C code; luafs_call names the callback
+ * instead.
+ */
 static int msghandler(lua_State *L)
 {
+	struct luafs_call *c = luafs_current;
+	lua_Debug ar;
 	const char *msg;
 	int e;
 
@@ -38,25 +51,27 @@ static int msghandler(lua_State *L)
 			msg = lua_pushfstring(L, "(error object is a %s value)",
 					      luaL_typename(L, 1));
 	}
+	if (c != NULL && c->answered && !lua_getstack(L, 2, &ar)) {
+		c->refused = 1;
+		lua_pushstring(L, msg);
+		return 1;
+	}
 	luaL_traceback(L, L, msg, 1);
 	return 1;
 }
 
 /*
  * The three ways a callback fails: a negative errno, "nil, message, errno",
- * or a raised luafs.error (handled by the caller of lua_pcall).  Returns 1
- * when the results at first..first+n-1 are a failure, with c->result set,
- * 0 when they are not, and -1 when they fail in a way that is no errno
- * (a negative number out of range, a failure without an errno), which
- * failure() raises for.  Positive numbers that are no count (2.5, 2^63)
- * are left to the operation's own check.  It never raises itself, so the
- * host can read answers with it unprotected.
+ * or a raised luafs.error (which msghandler passes on).  Returns 1 when
+ * the results at first..first+n-1 are a failure, with c->result set, and
+ * 0 when they are not; raises for a failure that carries no errno (a
+ * negative number out of range, nil and a message alone).  Positive
+ * numbers that are no count (2.5, 2^63) are left to the body's checks.
  */
-static int failure_shape(lua_State *L, struct luafs_call *c, int first,
-			 int n)
+static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 {
 	lua_Integer e;
-	int isint;
+	int isint = 0;
 
 	if (n == 0)
 		return 0;
@@ -65,18 +80,31 @@ static int failure_shape(lua_State *L, struct luafs_call *c, int first,
 			return 0;
 		e = lua_tointegerx(L, first, &isint);
 		if (!isint || e < -511 || !luafs_valid_errno(-e))
-			return -1;
+			return luaL_error(L, "%s returned %s, which is no errno:"
+					  " a failure is -1 to -511 "
+					  "(-luafs.ENOENT)",
+					  luafs_op_names[c->op],
+					  luaL_tolstring(L, first, NULL));
 		c->result = (int)e;
 		return 1;
 	}
 	if (lua_toboolean(L, first) || n < 2 || lua_isnil(L, first + 1))
 		return 0;
 	/* lua_tointegerx alone would also take the string "13". */
-	isint = 0;
 	e = n >= 3 && lua_type(L, first + 2) == LUA_TNUMBER ?
 	    lua_tointegerx(L, first + 2, &isint) : 0;
-	if (!isint || !luafs_valid_errno(e))
-		return -1;
+	if (!isint || !luafs_valid_errno(e)) {
+		const char *msg = luaL_tolstring(L, first + 1, NULL);
+
+		if (n >= 3 && !lua_isnil(L, first + 2))
+			return luaL_error(L, "%s failed with \"%s\" and errno "
+					  "%s, which is no errno (1 to 511)",
+					  luafs_op_names[c->op], msg,
+					  luaL_tolstring(L, first + 2, NULL));
+		return luaL_error(L, "%s failed with \"%s\" but no errno: "
+				  "return nil, message, errno",
+				  luafs_op_names[c->op], msg);
+	}
 	c->result = (int)-e;
 	if (c->message != NULL && lua_type(L, first + 1) == LUA_TSTRING)
 		snprintf(c->message, LUAFS_MESSAGE_MAX, "%s",
@@ -84,172 +112,76 @@ static int failure_shape(lua_State *L, struct luafs_call *c, int first,
 	return 1;
 }
 
-/* failure_shape, raising for the failures that carry no errno. */
-static int failure(lua_State *L, struct luafs_call *c, int first, int n)
+/*
+ * In a body, with the script's function at index 2 and the arguments the
+ * body pushed above it: calls the function.  Returns how many values it
+ * returned, which start at LUAFS_FIRST_RESULT, with nil added up to want;
+ * or -1 when they are a failure, with c->result set.
+ */
+int luafs_invoke(lua_State *L, struct luafs_call *c, int want)
 {
-	int f = failure_shape(L, c, first, n);
-	const char *msg;
+	int n;
 
-	if (f >= 0)
-		return f;
-	if (lua_type(L, first) == LUA_TNUMBER)
-		return luaL_error(L, "%s returned %s, which is no errno: a "
-				  "failure is -1 to -511 (-luafs.ENOENT)",
-				  luafs_op_names[c->op],
-				  luaL_tolstring(L, first, NULL));
-	msg = luaL_tolstring(L, first + 1, NULL);
-	if (n >= 3 && !lua_isnil(L, first + 2))
-		return luaL_error(L, "%s failed with \"%s\" and errno %s, "
-				  "which is no errno (1 to 511)",
-				  luafs_op_names[c->op], msg,
-				  luaL_tolstring(L, first + 2, NULL));
-	return luaL_error(L, "%s failed with \"%s\" but no errno: return "
-			  "nil, message, errno", luafs_op_names[c->op], msg);
-}
-
-/* The script's results, read in protected mode: failure() and take. */
-static int protected_take(lua_State *L)
-{
-	struct luafs_call *c = lua_touserdata(L, 1);
-	int n = lua_gettop(L) - 1;
-
-	if (!failure(L, c, 2, n))
-		c->result = c->take ? c->take(L, c, 2, n) : 0;
-	return 0;
+	lua_call(L, lua_gettop(L) - 2, LUA_MULTRET);
+	c->answered = 1;
+	n = lua_gettop(L) - 1;
+	if (failure(L, c, LUAFS_FIRST_RESULT, n))
+		return -1;
+	if (n < want)
+		lua_settop(L, 1 + want);
+	return n;
 }
 
 /*
- * Runs the script's function for c, the message handler at top + 1.
- * Raises only at the base of the state (see luafs_call_recover).
+ * Lends the userdata on top of the stack to the script for this call:
+ * *slot, a pointer inside it, is cleared when the call ends, so that a
+ * copy the script kept raises instead of reaching memory that is gone.
+ * Until then a slot of the registry that the state keeps for it holds the
+ * object, so the collector cannot free it before the host clears the
+ * pointer.
  */
-static int run(lua_State *L, struct luafs_call *c, int top)
+void luafs_lend(lua_State *L, struct luafs_call *c, void **slot)
 {
-	int ref = c->st->ops[c->op], base, n, status;
+	if (c->nlent == LUAFS_MAX_LENT)
+		luaL_error(L, "no room left to lend an object");
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, LUA_REGISTRYINDEX, c->st->lent[c->nlent]);
+	c->lent[c->nlent++] = slot;
+}
 
-	/* A reload may have removed an operation libfuse still calls. */
-	if (ref == LUA_NOREF) {
-		c->result = -ENOSYS;
-		return LUA_OK;
+/* The slots exist: setting them allocates nothing. */
+static void expire_lent(lua_State *L, struct luafs_call *c)
+{
+	while (c->nlent > 0) {
+		c->nlent--;
+		*c->lent[c->nlent] = NULL;
+		lua_pushboolean(L, 0);
+		lua_rawseti(L, LUA_REGISTRYINDEX, c->st->lent[c->nlent]);
 	}
-	c->anchor = top + 2;
-	if (c->borrows)
-		lua_pushnil(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-	n = c->push(L, c);
-	base = lua_gettop(L) - n;
-	status = lua_pcall(L, n, LUA_MULTRET, top + 1);
-	if (status != LUA_OK)
-		return status;
-	n = lua_gettop(L) - base + 1;
-	if (c->quick && c->quick(L, c, base, n))
-		return LUA_OK;
-	switch (failure_shape(L, c, base, n)) {
-	case 1:
-		return LUA_OK;
-	case 0:
-		if (c->take == NULL) {
-			c->result = 0;
-			return LUA_OK;
-		}
-		if (c->bare && c->bare(L, base, n)) {
-			c->result = c->take(L, c, base, n);
-			return LUA_OK;
-		}
-		break;
-	}
-	/* A function may return more values than the stack had room for. */
-	if (!lua_checkstack(L, 2))
-		return LUA_ERRMEM;
-	lua_pushcfunction(L, protected_take);
-	lua_insert(L, base);
-	lua_pushlightuserdata(L, c);
-	lua_insert(L, base + 1);
-	return lua_pcall(L, n + 1, 0, top + 1);
 }
 
-/* Where a host error at the base of this thread's state lands. */
-static __thread jmp_buf *recovery;
-
-/* An error the host raised at the base of the state: run() did not finish. */
-#define HOST_ERROR (-1)
-
-void luafs_call_recover(lua_State *L)
+/* Logs an error of the call on one line. */
+static void log_error(lua_State *L, struct luafs_call *c, const char *msg)
 {
-	(void)L;
-	if (recovery != NULL)
-		longjmp(*recovery, 1);
-}
+	char line[3072], where[LUA_IDSIZE + 24] = "";
+	lua_Debug ar;
 
-static int guarded_run(lua_State *L, struct luafs_call *c, int top)
-{
-	jmp_buf here;
-	jmp_buf *outer = recovery;
-	int status;
-
-	if (setjmp(here) != 0) {
-		recovery = outer;
-		return HOST_ERROR;
-	}
-	recovery = &here;
-	status = run(L, c, top);
-	recovery = outer;
-	return status;
-}
-
-/*
- * A BufVec that borrows libfuse's memory for one call (write_buf's) starts
- * with that pointer.  A copy of it sits on the state's stack, in a slot
- * below the script's function where the script cannot drop it, so the
- * collector cannot free it while the call runs; when the call is over,
- * before anything allocates again, the host clears the pointer, and a copy
- * the script kept raises instead of reading freed memory.
- */
-void luafs_borrow(lua_State *L, int idx)
-{
-	struct luafs_call *c = luafs_current;
-
-	if (!c->borrows || c->borrowed != NULL)
-		luaL_error(L, "no anchor left for a borrowed object");
-	lua_copy(L, idx, c->anchor);
-	c->borrowed = lua_touserdata(L, c->anchor);
-}
-
-/* Runs outside protected mode, and allocates nothing. */
-static void expire_borrowed(struct luafs_call *c)
-{
-	if (c->st->nfi != 0)
-		luafs_fileinfo_end(c->st);
-	if (c->borrowed != NULL)
-		*(void **)c->borrowed = NULL;
-	c->borrowed = NULL;
-}
-
-/* Logs an error with its traceback on one line. */
-static void log_error(struct luafs_call *c, const char *msg)
-{
-	char line[3072];
-	size_t o = 0;
-
-	for (; *msg && o < sizeof(line) - 8; msg++) {
-		if (*msg == '\n') {
-			line[o++] = ' ';
-			line[o++] = '|';
-			line[o++] = ' ';
-			while (msg[1] == '\t' || msg[1] == ' ')
-				msg++;
-		} else {
-			line[o++] = *msg;
-		}
-	}
-	line[o] = '\0';
-	luafs_log(LOG_ERR, "%s%s%s: %s", luafs_op_names[c->op],
-		  c->path ? " " : "", c->path ? c->path : "", line);
+	/* A refused value: where the callback that returned it is. */
+	if (c->refused &&
+	    lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->code.ops[c->op]) ==
+	    LUA_TFUNCTION && lua_getinfo(L, ">S", &ar) &&
+	    ar.linedefined > 0)
+		snprintf(where, sizeof(where), "%s:%d: ", ar.short_src,
+			 ar.linedefined);
+	luafs_flatten(line, sizeof(line), msg);
+	luafs_log(LOG_ERR, "%s%s%s: %s%s", luafs_op_names[c->op],
+		  c->path ? " " : "", c->path ? c->path : "", where, line);
 }
 
 /*
  * A handle ends with release or releasedir, whatever they answer, and with
  * an open that failed after it stored one: libfuse never releases those.
- * Clearing a reference never allocates, so this is safe unprotected.
+ * Clearing a reference never allocates.
  */
 static void drop_handle(lua_State *L, struct luafs_call *c)
 {
@@ -286,14 +218,6 @@ int luafs_hook_error(lua_State *L, const char *msg)
 	return lua_error(L);
 }
 
-static long long now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * -o call_timeout: a count hook checks the deadline every few thousand
  * instructions, cheap enough to leave on, and stops a callback that runs
@@ -304,7 +228,7 @@ static long long now_us(void)
  * error leaves the callback.  It cannot stop a blocking system call, only
  * Lua code.
  */
-static __thread long long deadline_us;
+static __thread double deadline;
 
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
@@ -315,7 +239,7 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
 	if (luafs_current == NULL)
 		return;
 	if (!luafs_current->timed_out) {
-		if (now_us() < deadline_us)
+		if (luafs_now() < deadline)
 			return;
 		luafs_current->timed_out = 1;
 	}
@@ -325,13 +249,46 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
 	luafs_hook_error(L, msg);
 }
 
-int luafs_call(struct luafs_call *c)
+/* What an error that ended the call answers, with its log line. */
+static void answer_error(lua_State *L, struct luafs_call *c, int status)
 {
-	long long start = luafs_host.debug || luafs_host.call_timeout > 0 ?
-			  now_us() : 0;
+	const char *msg = status != LUA_OK && lua_type(L, -1) == LUA_TSTRING ?
+			  lua_tostring(L, -1) : "(no error message)";
+	int e;
+
+	if (c->timed_out) {
+		/* Caught by the script, which answered all the same. */
+		if (status == LUA_OK)
+			msg = "timed out (-o call_timeout)";
+		/* The hook's message says where the script was. */
+		luafs_log(LOG_ERR, "%s %s: %.*s", luafs_op_names[c->op],
+			  c->path ? c->path : "", (int)strcspn(msg, "\n"),
+			  msg);
+		c->result = -ETIMEDOUT;
+	} else if (status == LUA_ERRMEM) {
+		luafs_log(LOG_ERR, "%s %s: out of Lua memory",
+			  luafs_op_names[c->op], c->path ? c->path : "");
+		c->result = -ENOMEM;
+	} else if (luafs_is_error(L, -1, &e)) {
+		c->result = -e;
+		/* The key is interned: the object has the field. */
+		if (c->message != NULL &&
+		    lua_getfield(L, -1, "message") == LUA_TSTRING)
+			snprintf(c->message, LUAFS_MESSAGE_MAX, "%s",
+				 lua_tostring(L, -1));
+	} else {
+		log_error(L, c, msg);
+		c->result = -EIO;
+	}
+}
+
+int luafs_call(struct luafs_call *c, lua_CFunction body)
+{
+	double start = luafs_host.debug || luafs_host.call_timeout > 0 ?
+		       luafs_now() : 0;
 	struct luafs_call *outer = luafs_current;
 	lua_State *L;
-	int top, status, e;
+	int status, ref;
 
 	if (c->pin == 0)
 		c->pin = 1 + luafs_handle_state(c->fi);
@@ -344,67 +301,33 @@ int luafs_call(struct luafs_call *c)
 	}
 	L = c->st->L;
 	/* No state is ever entered by two threads at once. */
-	assert(c->st->owner == luafs_tid());
-	top = lua_gettop(L);
-	/* Between calls the stack is empty: a host error unwinds it all. */
-	assert(top == 0);
-	c->borrowed = NULL;
-	c->timed_out = 0;
+	assert(c->st->pool.owner == luafs_tid());
+	/* Between calls the stack is empty. */
+	assert(lua_gettop(L) == 0);
+	ref = c->st->code.ops[c->op];
+	c->result = 0;
 	luafs_current = c;
 	if (luafs_host.call_timeout > 0) {
-		deadline_us = start + (long long)(luafs_host.call_timeout * 1e6);
+		deadline = start + luafs_host.call_timeout;
 		lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 4096);
 	}
-	lua_pushcfunction(L, msghandler);
-	status = guarded_run(L, c, top);
-	expire_borrowed(c);
-	if (status == HOST_ERROR) {
-		/* What Lua left after unwinding: the error object alone. */
-		const char *msg = lua_tostring(L, -1);
-
-		status = msg && strcmp(msg, "not enough memory") == 0 ?
-			 LUA_ERRMEM : LUA_ERRRUN;
-		if (status == LUA_ERRRUN) {
-			char line[2048];
-
-			snprintf(line, sizeof(line),
-				 "%s\nstack traceback:\n\t[C]: in ?",
-				 msg ? msg : "(no error message)");
-			log_error(c, line);
-			c->result = -EIO;
-			status = LUA_OK;
-		}
+	/* A reload may have removed an operation libfuse still calls. */
+	if (ref == LUA_NOREF) {
+		c->result = -ENOSYS;
+		status = LUA_OK;
+	} else {
+		lua_pushcfunction(L, msghandler);
+		lua_pushcfunction(L, body);
+		lua_pushlightuserdata(L, c);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+		status = lua_pcall(L, 2, 0, 1);
 	}
+	expire_lent(L, c);
 	if (luafs_host.call_timeout > 0)
 		lua_sethook(L, NULL, 0, 0);
-	if (c->timed_out) {
-		/* The hook's message says where the script was. */
-		const char *msg = status != LUA_OK &&
-				  lua_type(L, -1) == LUA_TSTRING ?
-				  lua_tostring(L, -1) : "timed out";
-
-		luafs_log(LOG_ERR, "%s %s: %.*s", luafs_op_names[c->op],
-			  c->path ? c->path : "", (int)strcspn(msg, "\n"), msg);
-		c->result = -ETIMEDOUT;
-	} else if (status == LUA_ERRMEM) {
-		luafs_log(LOG_ERR, "%s %s: out of Lua memory",
-			  luafs_op_names[c->op], c->path ? c->path : "");
-		c->result = -ENOMEM;
-	} else if (status != LUA_OK) {
-		if (luafs_is_error(L, -1, &e)) {
-			c->result = -e;
-			/* The key is interned: the object has the field. */
-			if (c->message != NULL &&
-			    lua_getfield(L, -1, "message") == LUA_TSTRING)
-				snprintf(c->message, LUAFS_MESSAGE_MAX, "%s",
-					 lua_tostring(L, -1));
-		} else {
-			log_error(c, lua_type(L, -1) == LUA_TSTRING ?
-				  lua_tostring(L, -1) : "(no error message)");
-			c->result = -EIO;
-		}
-	}
-	lua_settop(L, top);
+	if (status != LUA_OK || c->timed_out)
+		answer_error(L, c, status);
+	lua_settop(L, 0);
 	/*
 	 * Lua collects before it gives up on most allocations, but not on a
 	 * luaL_Buffer's (string.rep, table.concat): without a collection
@@ -416,8 +339,8 @@ int luafs_call(struct luafs_call *c)
 	luafs_current = outer;
 	luafs_state_release(c->st);
 	if (luafs_host.debug)
-		luafs_log(LOG_DEBUG, "%s %s -> %d (%lld us)",
+		luafs_log(LOG_DEBUG, "%s %s -> %d (%.0f us)",
 			  luafs_op_names[c->op], c->path ? c->path : "-",
-			  c->result, now_us() - start);
+			  c->result, (luafs_now() - start) * 1e6);
 	return c->result;
 }

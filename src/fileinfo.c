@@ -1,18 +1,11 @@
 /*
  * fileinfo.c: luafs.FileInfo, a view of libfuse's struct fuse_file_info.
  *
- * The struct belongs to libfuse and lives only while its callback runs.  A
- * FileInfo is a light userdata that holds no pointer: it names a slot of
- * its state's current call (luafs_state's fi[]) and that call's key, and
- * reads the struct through the slot only while the key is the state's.
- * Between calls the state has no key, and each call gets a new one, so a
+ * The struct belongs to libfuse and lives only while its callback runs.
+ * A FileInfo is a userdata made for one call and lent to the script for
+ * it (luafs_lend): when the call ends its pointer is cleared, so a
  * FileInfo kept beyond its callback raises "expired" instead of touching
- * freed memory.  Being no object, it costs the call no allocation and the
- * collector nothing; in a random read (a getattr and a read_buf, each with
- * a FileInfo) that was a tenth of the host's instructions.
- *
- * Lua gives all light userdata of a state one metatable, so this file's
- * metamethods also see other light userdata, which they refuse.
+ * freed memory.
  */
 #include "luafs.h"
 
@@ -21,69 +14,22 @@
 
 #define FILEINFO_MT "luafs.FileInfo"
 
-/*
- * The value: KEY_MARK in the top byte (not an address of user space, so
- * no pointer another library makes into a light userdata is taken for a
- * FileInfo), the call's serial, the slot, and bit 0 set.
- */
-#define KEY_SHIFT 2
-#define KEY_MARK ((uintptr_t)0xf1 << (sizeof(uintptr_t) * 8 - 8))
-#define SERIAL_MASK (((uintptr_t)1 << (sizeof(uintptr_t) * 8 - 8 - \
-					KEY_SHIFT)) - 1)
-#define SLOT_BIT ((uintptr_t)2)
+static const struct luafs_type fileinfo_type = { FILEINFO_MT, LUAFS_T_FILEINFO };
 
-/* After a call that pushed a FileInfo: its key is no longer the state's. */
-void luafs_fileinfo_end(struct luafs_state *s)
+struct fileinfo {
+	struct fuse_file_info *fi;	/* first: cleared when lent out ends */
+	struct luafs_call *call;	/* the call it belongs to */
+	int writable;			/* open, create or opendir's */
+};
+
+static struct fileinfo *check_fileinfo(lua_State *L)
 {
-	s->fi_key = 0;
-	s->nfi = 0;
-}
+	struct fileinfo *u = luafs_checkudata(L, 1, &fileinfo_type);
 
-/*
- * A state's extra space holds 1 + its index in the pool (0 for the state
- * a reload checks a script in), not its address: the first state is loaded
- * before the pool exists and moved into it, and every coroutine gets a
- * copy of the extra space when it is made.
- */
-static struct luafs_state *state_of(lua_State *L)
-{
-	intptr_t n = *(intptr_t *)lua_getextraspace(L);
-
-	return n > 0 && n <= luafs_host.nstates && luafs_host.states != NULL ?
-	       &luafs_host.states[n - 1] : NULL;
-}
-
-static int is_fileinfo(uintptr_t v)
-{
-	return (v & ~(SERIAL_MASK << KEY_SHIFT | SLOT_BIT)) == (KEY_MARK | 1);
-}
-
-/* The state whose current call v is a FileInfo of, or NULL: expired. */
-static struct luafs_state *live_state(lua_State *L, uintptr_t v)
-{
-	struct luafs_state *s = state_of(L);
-
-	/* v has the mark, so it never equals the 0 of a state between calls. */
-	return s != NULL && (v & ~SLOT_BIT) == s->fi_key ? s : NULL;
-}
-
-/* The state of the FileInfo at index 1, and its slot there. */
-static struct luafs_state *check_fileinfo(lua_State *L, unsigned *slot)
-{
-	uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
-	struct luafs_state *s;
-
-	if (!is_fileinfo(v)) {
-		if (lua_islightuserdata(L, 1))
-			luaL_error(L, "a light userdata that is not a "
-				   FILEINFO_MT " has no fields");
-		luaL_typeerror(L, 1, FILEINFO_MT);
-	}
-	if ((s = live_state(L, v)) == NULL)
+	if (u->fi == NULL)
 		luaL_error(L, "expired luafs.FileInfo "
 			   "(used after its callback returned)");
-	*slot = (unsigned)(v >> 1 & 1);
-	return s;
+	return u;
 }
 
 enum field {
@@ -120,13 +66,12 @@ static int field_of(lua_State *L)
 
 static int fileinfo_index(lua_State *L)
 {
-	unsigned slot;
-	struct luafs_state *s = check_fileinfo(L, &slot);
-	struct fuse_file_info *fi = s->fi[slot];
+	struct fileinfo *u = check_fileinfo(L);
+	struct fuse_file_info *fi = u->fi;
 
 	switch (field_of(L)) {
 	case F_FH:
-		luafs_handle_push(L, s, fi);
+		luafs_handle_push(L, u->call->st, fi);
 		break;
 	case F_FLAGS:
 		lua_pushinteger(L, fi->flags);
@@ -167,15 +112,14 @@ static int fileinfo_index(lua_State *L)
 
 static int fileinfo_newindex(lua_State *L)
 {
-	unsigned slot;
-	struct luafs_state *s = check_fileinfo(L, &slot);
-	struct fuse_file_info *fi = s->fi[slot];
-	int writable = s->fi_writable >> slot & 1;
+	struct fileinfo *u = check_fileinfo(L);
+	struct fuse_file_info *fi = u->fi;
+	int writable = u->writable;
 	int field = field_of(L);
 	unsigned int on = lua_toboolean(L, 3);
 
 	if (field == F_FH) {
-		enum luafs_op op = luafs_current->op;
+		enum luafs_op op = u->call->op;
 
 		/*
 		 * Later calls get the fh that the kernel keeps from open,
@@ -190,7 +134,7 @@ static int fileinfo_newindex(lua_State *L)
 					  "replaced here, by a value that is "
 					  "not nil; a file gets its handle in "
 					  "open, create or opendir");
-		luafs_handle_set(L, s, fi, 3, writable);
+		luafs_handle_set(L, u->call->st, fi, 3, writable);
 		return 0;
 	}
 	if (!writable || field > F_NOFLUSH || field == F_FLAGS)
@@ -216,28 +160,21 @@ static int fileinfo_newindex(lua_State *L)
 	return 0;
 }
 
-/* Other light userdata print as they would without this metatable. */
 static int fileinfo_tostring(lua_State *L)
 {
-	uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
-	struct luafs_state *s;
+	struct fileinfo *u = luafs_checkudata(L, 1, &fileinfo_type);
+	char flags[16];
 
-	if (!is_fileinfo(v))
-		lua_pushfstring(L, "userdata: %p", (void *)v);
-	else if ((s = live_state(L, v)) == NULL)
+	if (u->fi == NULL) {
 		lua_pushliteral(L, "luafs.FileInfo (expired)");
-	else {
-		char flags[16];
-
-		snprintf(flags, sizeof(flags), "%#o",
-			 (unsigned)s->fi[v >> 1 & 1]->flags);
-		lua_pushfstring(L, "luafs.FileInfo (flags %s)", flags);
+		return 1;
 	}
+	snprintf(flags, sizeof(flags), "%#o", (unsigned)u->fi->flags);
+	lua_pushfstring(L, "luafs.FileInfo (flags %s)", flags);
 	return 1;
 }
 
-/* Installs the metatable of the state's light userdata. */
-void luafs_fileinfo_open(lua_State *L, struct luafs_state *s)
+void luafs_fileinfo_open(lua_State *L)
 {
 	static const luaL_Reg meta[] = {
 		{"__index", fileinfo_index},
@@ -246,34 +183,25 @@ void luafs_fileinfo_open(lua_State *L, struct luafs_state *s)
 		{NULL, NULL}
 	};
 
-	*(intptr_t *)lua_getextraspace(L) = s->index >= 0 ? s->index + 1 : 0;
-	lua_pushlightuserdata(L, NULL);
-	luaL_newmetatable(L, FILEINFO_MT);
+	luafs_newmetatable(L, &fileinfo_type);
 	luaL_setfuncs(L, meta, 0);
-	lua_setmetatable(L, -2);
 	lua_pop(L, 1);
 }
 
-void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
-			 int writable)
+/* Pushes a FileInfo of fi for call c, or nil for no fi. */
+void luafs_fileinfo_push(lua_State *L, struct luafs_call *c,
+			 struct fuse_file_info *fi, int writable)
 {
-	struct luafs_state *s;
-	unsigned slot;
+	struct fileinfo *u;
 
 	if (fi == NULL) {
 		lua_pushnil(L);
 		return;
 	}
-	s = luafs_current->st;
-	slot = s->nfi;
-	if (slot >= LUAFS_MAX_FILEINFO)
-		luaL_error(L, "no slot left for a luafs.FileInfo");
-	if (slot == 0)
-		s->fi_key = KEY_MARK |
-			    (++s->fi_calls & SERIAL_MASK) << KEY_SHIFT | 1;
-	s->nfi++;
-	s->fi[slot] = fi;
-	s->fi_writable = (s->fi_writable & ~(1u << slot)) |
-			 (unsigned)(writable != 0) << slot;
-	lua_pushlightuserdata(L, (void *)(s->fi_key | (uintptr_t)slot << 1));
+	u = lua_newuserdatauv(L, sizeof(*u), 0);
+	u->fi = fi;
+	u->call = c;
+	u->writable = writable;
+	luafs_setmetatable(L, &fileinfo_type);
+	luafs_lend(L, c, (void **)&u->fi);
 }

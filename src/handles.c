@@ -65,7 +65,7 @@ void luafs_handle_set(lua_State *L, struct luafs_state *s,
 		lua_pop(L, 1);
 		return;
 	}
-	if (s->portable && lua_isinteger(L, idx) &&
+	if (s->code.portable && lua_isinteger(L, idx) &&
 	    (v = lua_tointeger(L, idx)) >= INLINE_MIN && v <= INLINE_MAX) {
 		luafs_handle_drop(L, s, fi);
 		fi->fh = (uint64_t)v << 1 | 1;
@@ -83,7 +83,7 @@ void luafs_handle_set(lua_State *L, struct luafs_state *s,
 	} else {
 		fi->fh = (uint64_t)luaL_ref(L, -2) << (INDEX_BITS + 1) |
 			 (uint64_t)s->index << 1;
-		__atomic_add_fetch(&s->nhandles, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&s->pool.nhandles, 1, __ATOMIC_RELAXED);
 	}
 	lua_pop(L, 1);
 }
@@ -115,7 +115,7 @@ void luafs_handle_drop(lua_State *L, struct luafs_state *s,
 		lua_rawgeti(L, LUA_REGISTRYINDEX, s->handles);
 		luaL_unref(L, -1, handle_ref(fi->fh));
 		lua_pop(L, 1);
-		__atomic_sub_fetch(&s->nhandles, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&s->pool.nhandles, 1, __ATOMIC_RELAXED);
 	}
 	fi->fh = 0;
 }

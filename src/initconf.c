@@ -24,7 +24,8 @@ struct field {
 #define CONN(f, w) { #f, offsetof(struct fuse_conn_info, f), K_UINT, w }
 static const struct field conn_fields[] = {
 	CONN(proto_major, 0), CONN(proto_minor, 0), CONN(max_write, 1),
-	CONN(max_read, 1), CONN(max_readahead, 1), CONN(capable, 0),
+	/* libfuse ends the session (EPROTO) when init changes max_read. */
+	CONN(max_read, 0), CONN(max_readahead, 1), CONN(capable, 0),
 	CONN(want, 1), CONN(max_background, 1), CONN(congestion_threshold, 1),
 	CONN(time_gran, 1), { NULL, 0, 0, 0 }
 };
@@ -62,13 +63,16 @@ struct view {
 #define CONN_MT "luafs.ConnInfo"
 #define CONFIG_MT "luafs.Config"
 
+static const struct luafs_type conn_type = { CONN_MT, LUAFS_T_CONN };
+static const struct luafs_type config_type = { CONFIG_MT, LUAFS_T_CONFIG };
+
 /* The view at index 1, of either type: the metamethods serve both. */
 static struct view *check_view(lua_State *L)
 {
-	struct view *v = luaL_testudata(L, 1, CONN_MT);
+	struct view *v = luafs_testudata(L, 1, &conn_type);
 
 	if (v == NULL)
-		v = luaL_testudata(L, 1, CONFIG_MT);
+		v = luafs_testudata(L, 1, &config_type);
 	if (v == NULL)
 		luaL_typeerror(L, 1, CONN_MT " or " CONFIG_MT);
 	return v;
@@ -171,14 +175,14 @@ static int view_newindex(lua_State *L)
 }
 
 static void push_view(lua_State *L, void *base, const struct field *fields,
-		      const char *type)
+		      const struct luafs_type *type)
 {
 	struct view *v = lua_newuserdatauv(L, sizeof(*v), 0);
 
 	v->base = base;
 	v->fields = fields;
-	v->type = type;
-	if (luaL_newmetatable(L, type)) {
+	v->type = type->name;
+	if (luafs_newmetatable(L, type)) {
 		lua_pushcfunction(L, view_index);
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, view_newindex);
@@ -189,10 +193,10 @@ static void push_view(lua_State *L, void *base, const struct field *fields,
 
 void luafs_conn_push(lua_State *L, struct fuse_conn_info *conn)
 {
-	push_view(L, conn, conn_fields, CONN_MT);
+	push_view(L, conn, conn_fields, &conn_type);
 }
 
 void luafs_config_push(lua_State *L, struct fuse_config *cfg)
 {
-	push_view(L, cfg, config_fields, CONFIG_MT);
+	push_view(L, cfg, config_fields, &config_type);
 }

@@ -1,7 +1,7 @@
 /*
  * log.c: the host's log.  Until the host daemonizes, messages go to stderr
  * so that start-up errors reach the terminal; afterwards to syslog.  A
- * message is one line: callers flatten tracebacks before logging them.
+ * message is one line: luafs_flatten makes one of a traceback.
  */
 #include "luafs.h"
 
@@ -32,4 +32,25 @@ void luafs_log(int priority, const char *fmt, ...)
 	fprintf(stderr, "luafs: %s%s\n",
 		priority <= LOG_ERR ? "" :
 		priority == LOG_WARNING ? "warning: " : "", line);
+}
+
+/*
+ * Copies msg into out as one line: a newline and the indentation after it
+ * become " | ", so that a traceback reads "error | stack traceback: | ...".
+ */
+void luafs_flatten(char *out, size_t size, const char *msg)
+{
+	size_t o = 0;
+
+	for (; *msg && o + 4 < size; msg++) {
+		if (*msg == '\n') {
+			memcpy(out + o, " | ", 3);
+			o += 3;
+			while (msg[1] == '\t' || msg[1] == ' ')
+				msg++;
+		} else {
+			out[o++] = *msg;
+		}
+	}
+	out[o] = '\0';
 }

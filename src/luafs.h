@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 
 /* Every operation a script may define, in the order of fuse_operations. */
 #define LUAFS_OPS(X) \
@@ -38,31 +39,29 @@ enum luafs_op { LUAFS_OPS(LUAFS_OP_ENUM) OP_COUNT };
 
 extern const char *const luafs_op_names[OP_COUNT];
 
+/* What one load of the script resolved: the code a state runs. */
+struct luafs_code {
+	int ops[OP_COUNT];	/* registry refs of the script's functions */
+	int table;		/* registry ref of the table they came from */
+	int generation;		/* 1 at mount, +1 per reload; 0: no code */
+	int portable;		/* integer handles are kept in fh itself */
+};
+
 /* One Lua state that has loaded the script. */
 struct luafs_state {
 	lua_State *L;
-	int ops[OP_COUNT];	/* registry refs of the script's functions */
-	int table;		/* registry ref of the table they came from */
-	int next_ops[OP_COUNT];	/* reloaded code, until it takes over */
-	int next_table;
-	int generation;		/* of the code in ops */
-	int next_generation;	/* of next_ops once published, 0: none */
-	int handles;		/* registry ref of the open-handle table */
-	/* The FileInfos of the call running (fileinfo.c). */
-#define LUAFS_MAX_FILEINFO 2	/* copy_file_range has two */
-	uintptr_t fi_key;	/* this call's, or 0 between calls */
-	uintptr_t fi_calls;	/* calls so far: each key is new */
-	struct fuse_file_info *fi[LUAFS_MAX_FILEINFO];
-	unsigned fi_writable;	/* a bit per slot */
-	unsigned nfi;		/* slots in use */
-	int index;		/* position in the pool */
-	int busy;		/* checked out by a request */
-	pid_t owner;		/* thread that checked it out, or 0 */
-	int nhandles;		/* open handles, to spread new ones */
-	int portable;		/* integer handles are kept in fh itself */
-	int next_portable;
 	struct luafs_heap *heap;	/* its memory (heap.c) */
+	int index;		/* position in the pool, -1: a scratch state */
+	struct luafs_code code;	/* what requests run */
+	struct luafs_code next;	/* a reload's, until it takes over */
+	int handles;		/* registry ref of the open-handle table */
+	int lent[3];		/* registry refs that hold a call's lent objects */
 	int wanted_states;	/* the script's "states" field, or 0 */
+	struct {		/* the pool's bookkeeping (state.c) */
+		int busy;	/* checked out by a request */
+		pid_t owner;	/* thread that checked it out, or 0 */
+		int nhandles;	/* open handles, to spread new ones */
+	} pool;
 };
 
 /* What the command line and the script decided; one per process. */
@@ -73,7 +72,6 @@ struct luafs_host {
 	char **script_argv;
 	int foreground;
 	int debug;
-	int single_thread;
 	uint64_t present;	/* bit per operation the script defines */
 	struct fuse *fuse;
 	int nstates;
@@ -95,11 +93,23 @@ extern struct luafs_host luafs_host;
 void luafs_log(int priority, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void luafs_log_use_syslog(void);
+void luafs_flatten(char *out, size_t size, const char *msg);
+
+/* The host's one clock: seconds on CLOCK_MONOTONIC. */
+static inline double luafs_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* heap.c: the memory of one Lua state, a lua_Alloc and its account. */
 struct luafs_heap *luafs_heap_new(void);
 void *luafs_heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void luafs_heap_limit(struct luafs_heap *h, size_t limit);
+size_t luafs_heap_used(const struct luafs_heap *h);
+struct luafs_metatables *luafs_heap_metatables(void *ud);
 void luafs_heap_free(struct luafs_heap *h);
 
 /* state.c: creating states, loading the script, the pool. */
@@ -116,40 +126,35 @@ void luafs_pool_publish(int ok);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
 
-/* call.c: running a script function for one request. */
-struct luafs_call;
-typedef int (*luafs_push_fn)(lua_State *L, struct luafs_call *c);
-typedef int (*luafs_take_fn)(lua_State *L, struct luafs_call *c, int first,
-			     int n);
+/* call.c: one request, from libfuse to the script and back. */
+#define LUAFS_MAX_LENT 3	/* copy_file_range's two FileInfos, a BufVec */
+_Static_assert(LUAFS_MAX_LENT == sizeof(((struct luafs_state *)0)->lent) /
+	       sizeof(int), "a registry slot for each lent object");
+#define LUAFS_MESSAGE_MAX 256
 struct luafs_call {
 	enum luafs_op op;
 	const char *path;
-	struct fuse_file_info *fi;
-	struct luafs_state *st;
-	luafs_push_fn push;	/* pushes the arguments, returns how many */
-	luafs_take_fn take;	/* turns results into c->result, may raise */
-	/* Whether take can read these results without running Lua code. */
-	int (*bare)(lua_State *L, int first, int n);
-	/* Takes the one answer that is most common and can be no failure
-	 * (a luafs.Stat for getattr), before anything else looks: 1 if it
-	 * did, 0 to go the general way.  May raise, like take. */
-	int (*quick)(lua_State *L, struct luafs_call *c, int first, int n);
-	void *arg;		/* the operation's own in/out parameters */
-	int result;		/* >= 0 success, < 0 -errno */
-	int timed_out;		/* the call_timeout hook stopped the call */
+	struct fuse_file_info *fi;	/* the request's, or NULL */
+	void *args;		/* the operation's own (ops.c) */
 	int pin;		/* 1 + index of the state to run in, or 0 */
-	int borrows;		/* pushes a borrowing BufVec (write_buf) */
-	int anchor;		/* stack slot that keeps it alive */
-	void *borrowed;		/* the BufVec handed out, or NULL */
 	char *message;		/* if not NULL, gets a failure's message */
+	/* Set by luafs_call: */
+	struct luafs_state *st;	/* the state it runs in */
+	int result;		/* >= 0 success, < 0 -errno */
+	int answered;		/* the script returned; the host reads */
+	int refused;		/* the host refused what it returned */
+	int timed_out;		/* the call_timeout hook stopped the call */
+	int nlent;
+	void **lent[LUAFS_MAX_LENT];	/* cleared when the call ends */
 };
-#define LUAFS_MESSAGE_MAX 256
-int luafs_call(struct luafs_call *c);
+/* Where a body finds the first value that the script returned. */
+#define LUAFS_FIRST_RESULT 2
+int luafs_call(struct luafs_call *c, lua_CFunction body);
+int luafs_invoke(lua_State *L, struct luafs_call *c, int want);
+void luafs_lend(lua_State *L, struct luafs_call *c, void **slot);
 int luafs_hook_error(lua_State *L, const char *msg);
 #define LUAFS_XSTR(x) #x
 #define LUAFS_STR(x) LUAFS_XSTR(x)
-void luafs_call_recover(lua_State *L);
-void luafs_borrow(lua_State *L, int idx);
 
 /* ops.c: the fuse_operations table, NULL where the script has no function. */
 void luafs_ops_fill(struct fuse_operations *ops, uint64_t present);
@@ -168,10 +173,9 @@ void luafs_signals_block(void);
 void luafs_host_started(void);
 
 /* fileinfo.c: luafs.FileInfo, valid for the duration of one call. */
-void luafs_fileinfo_open(lua_State *L, struct luafs_state *s);
-void luafs_fileinfo_end(struct luafs_state *s);
-void luafs_fileinfo_push(lua_State *L, struct fuse_file_info *fi,
-			 int writable);
+void luafs_fileinfo_open(lua_State *L);
+void luafs_fileinfo_push(lua_State *L, struct luafs_call *c,
+			 struct fuse_file_info *fi, int writable);
 
 /* reload.c: hot reload on a change of the script or on SIGUSR1. */
 int luafs_reload_start(int watch);
@@ -187,7 +191,8 @@ void luafs_shared_open(lua_State *L);
 /* bufvec.c: luafs.BufVec, for read_buf and write_buf. */
 struct fuse_bufvec;
 void luafs_bufvec_open(lua_State *L);
-void luafs_bufvec_push_borrowed(lua_State *L, struct fuse_bufvec *bv);
+void luafs_bufvec_push_borrowed(lua_State *L, struct luafs_call *c,
+				struct fuse_bufvec *bv);
 struct fuse_bufvec *luafs_bufvec_take(lua_State *L, int idx, size_t max);
 
 /* pollhandle.c: luafs.PollHandle, owned by Lua once poll receives it. */
@@ -228,6 +233,28 @@ void luafs_set_constants(lua_State *L, int idx);
 int luafs_open_sys(lua_State *L);
 /* The stream of the luafs.Dir at idx, NULL for other values; raises if closed. */
 DIR *luafs_test_dir(lua_State *L, int idx);
+
+/* udata.c: the one way luafs makes and checks its userdata. */
+enum luafs_type_id {
+	LUAFS_T_STAT, LUAFS_T_BUFVEC, LUAFS_T_FILEINFO, LUAFS_T_POLLHANDLE,
+	LUAFS_T_DIR, LUAFS_T_CONN, LUAFS_T_CONFIG, LUAFS_T_SCRATCH,
+	LUAFS_NTYPES
+};
+struct luafs_type {
+	const char *name;	/* the metatable's __name */
+	enum luafs_type_id id;
+};
+/* A host state's metatables by type, kept beside its allocator. */
+struct luafs_metatables {
+	const void *mt[LUAFS_NTYPES];	/* their addresses */
+	int ref[LUAFS_NTYPES];		/* their registry references */
+};
+extern lua_Alloc luafs_host_alloc;
+extern struct luafs_metatables *(*luafs_host_metatables)(void *ud);
+int luafs_newmetatable(lua_State *L, const struct luafs_type *t);
+void luafs_setmetatable(lua_State *L, const struct luafs_type *t);
+void *luafs_testudata(lua_State *L, int idx, const struct luafs_type *t);
+void *luafs_checkudata(lua_State *L, int idx, const struct luafs_type *t);
 
 /* module.c: require "luafs". */
 int luaopen_luafs(lua_State *L);

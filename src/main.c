@@ -645,7 +645,6 @@ int main(int argc, char **argv)
 		goto out_args;
 	luafs_host.foreground = cl.foreground || cl.debug;
 	luafs_host.debug = cl.debug;
-	luafs_host.single_thread = cl.single_thread;
 
 	res = EXIT_SCRIPT;
 	if (realpath(cl.script, script) == NULL) {

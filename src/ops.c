@@ -1,9 +1,12 @@
 /*
- * ops.c: the fuse_operations table.  Each entry is a thin shim that packs
- * its arguments into a luafs_call, with one function that pushes them for
- * the script and one that turns the script's results into libfuse's
- * out-parameters.  Only the operations the script defines are registered,
- * so the kernel's defaults apply to the rest.
+ * ops.c: the fuse_operations table.  Each operation is a shim that libfuse
+ * calls and a body that call.c runs in a Lua state, under one lua_pcall
+ * (see call.c for the path of one request).  The shim puts what libfuse
+ * gave it into the operation's own arguments and calls luafs_call; the
+ * body pushes them for the script, calls it with luafs_invoke, and checks
+ * and copies the answer into libfuse's out-parameters, raising for one it
+ * refuses.  Only the operations the script defines are registered, so the
+ * kernel's defaults apply to the rest.
  */
 #include "luafs.h"
 
@@ -14,106 +17,20 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#define FIRST LUAFS_FIRST_RESULT
+
+/* The request a body serves: the light userdata luafs_call passed. */
+static struct luafs_call *request(lua_State *L)
+{
+	return lua_touserdata(L, 1);
+}
+
 static void push_path(lua_State *L, const char *path)
 {
 	if (path)
 		lua_pushstring(L, path);
 	else
 		lua_pushnil(L);
-}
-
-/*
- * bare (see struct luafs_call) says when take can run outside protected
- * mode: when it cannot run the script's code, through a metamethod or a
- * function it calls.  Without one, take runs in a lua_pcall of its own.
- */
-static int call_bare(enum luafs_op op, const char *path,
-		     struct fuse_file_info *fi, luafs_push_fn push,
-		     luafs_take_fn take,
-		     int (*bare)(lua_State *L, int first, int n), void *arg)
-{
-	struct luafs_call c = {
-		.op = op, .path = path, .fi = fi,
-		.push = push, .take = take, .bare = bare, .arg = arg,
-	};
-
-	return luafs_call(&c);
-}
-
-static int call_path(enum luafs_op op, const char *path,
-		     struct fuse_file_info *fi, luafs_push_fn push,
-		     luafs_take_fn take, void *arg)
-{
-	return call_bare(op, path, fi, push, take, NULL, arg);
-}
-
-/* For takes that read only numbers and strings, which run no Lua code. */
-static int always_bare(lua_State *L, int first, int n)
-{
-	(void)L;
-	(void)first;
-	(void)n;
-	return 1;
-}
-
-/* Arguments most operations share, beside the path and fi. */
-struct args {
-	const char *s;		/* second path or a name */
-	const char *data;
-	size_t size;
-	off_t offset;
-	lua_Integer n1, n2;	/* mode, flags, uid/gid, ... */
-	void *out;
-};
-
-#define ARGS(c) ((struct args *)(c)->arg)
-
-static int push_p(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	return 1;
-}
-
-static int push_p_fi(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 2;
-}
-
-static int push_p_n1(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	lua_pushinteger(L, ARGS(c)->n1);
-	return 2;
-}
-
-static int push_p_n1_fi(lua_State *L, struct luafs_call *c)
-{
-	push_p_n1(L, c);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 3;
-}
-
-static int push_p_n1_n2(lua_State *L, struct luafs_call *c)
-{
-	push_p_n1(L, c);
-	lua_pushinteger(L, ARGS(c)->n2);
-	return 3;
-}
-
-static int push_p_s(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	lua_pushstring(L, ARGS(c)->s);
-	return 2;
-}
-
-static int push_p_s_n1(lua_State *L, struct luafs_call *c)
-{
-	push_p_s(L, c);
-	lua_pushinteger(L, ARGS(c)->n1);
-	return 3;
 }
 
 /* What a refused value was, for the log: its type, and a number's value. */
@@ -127,8 +44,8 @@ static const char *got(lua_State *L, int idx)
 }
 
 /* Checks that result idx is an integer in [0, max]. */
-static lua_Integer take_count(lua_State *L, struct luafs_call *c, int idx,
-			      lua_Integer max)
+static lua_Integer check_count(lua_State *L, struct luafs_call *c, int idx,
+			       lua_Integer max)
 {
 	int isint = 0;
 	lua_Integer n = 0;
@@ -145,16 +62,81 @@ static lua_Integer take_count(lua_State *L, struct luafs_call *c, int idx,
 	return n;
 }
 
-static const char *take_string(lua_State *L, struct luafs_call *c, int idx,
-			       size_t *len)
+static const char *check_string(lua_State *L, struct luafs_call *c, int idx,
+				size_t *len)
 {
-	const char *s = lua_type(L, idx) == LUA_TSTRING ?
-			lua_tolstring(L, idx, len) : NULL;
-
-	if (s == NULL)
+	if (lua_type(L, idx) != LUA_TSTRING)
 		luaL_error(L, "%s must return a string, got %s",
 			   luafs_op_names[c->op], got(L, idx));
-	return s;
+	return lua_tolstring(L, idx, len);
+}
+
+/*
+ * The operations whose only arguments are integers beside the path and
+ * fi, and whose only answer is success or failure, share one body: the
+ * shim gives the integers and says where fi goes.
+ */
+struct int_args {
+	int nints;		/* how many of ints are passed */
+	int fi_at;		/* fi's position among the arguments, 0: none */
+	lua_Integer ints[4];
+};
+
+static int ints_body(lua_State *L)
+{
+	struct luafs_call *c = request(L);
+	struct int_args *a = c->args;
+	int i, pos = 1;
+
+	push_path(L, c->path);
+	for (i = 0; i <= a->nints; i++) {
+		if (++pos == a->fi_at)
+			luafs_fileinfo_push(L, c, c->fi, 0);
+		if (i < a->nints)
+			lua_pushinteger(L, a->ints[i]);
+	}
+	luafs_invoke(L, c, 0);
+	return 0;
+}
+
+static int call_ints(enum luafs_op op, const char *path,
+		     struct fuse_file_info *fi, struct int_args *a)
+{
+	struct luafs_call c = { .op = op, .path = path, .fi = fi, .args = a };
+
+	return luafs_call(&c, ints_body);
+}
+
+/* The operations that take one or two strings beside the path. */
+struct names_args {
+	const char *name;	/* pushed after the path, or before: symlink */
+	int before;
+	int has_flags;
+	unsigned int flags;
+};
+
+static int names_body(lua_State *L)
+{
+	struct luafs_call *c = request(L);
+	struct names_args *a = c->args;
+
+	if (a->before)
+		lua_pushstring(L, a->name);
+	push_path(L, c->path);
+	if (a->name != NULL && !a->before)
+		lua_pushstring(L, a->name);
+	if (a->has_flags)
+		lua_pushinteger(L, a->flags);
+	luafs_invoke(L, c, 0);
+	return 0;
+}
+
+static int call_names(enum luafs_op op, const char *path,
+		      struct names_args *a)
+{
+	struct luafs_call c = { .op = op, .path = path, .args = a };
+
+	return luafs_call(&c, names_body);
 }
 
 /* getattr */
@@ -165,7 +147,7 @@ static const char *take_string(lua_State *L, struct luafs_call *c, int idx,
  * 32 bits of nlink, blksize and rdev (struct fuse_attr): each of those is
  * an error here, with a log line that says which field.
  */
-static int check_kernel_stat(lua_State *L, const struct stat *st)
+static void check_kernel_stat(lua_State *L, const struct stat *st)
 {
 	static const char *const u32 = "an integer from 0 to 4294967295";
 	static const char *const nonneg = "an integer of 0 or more";
@@ -179,8 +161,8 @@ static int check_kernel_stat(lua_State *L, const struct stat *st)
 		break;
 	default:
 		snprintf(mode, sizeof(mode), "%#o", (unsigned)st->st_mode);
-		return luaL_error(L, "stat field 'mode' (%s) has no file type "
-				  "such as luafs.S_IFREG", mode);
+		luaL_error(L, "stat field 'mode' (%s) has no file type such "
+			   "as luafs.S_IFREG", mode);
 	}
 	if (st->st_size < 0)
 		field = "size", v = st->st_size, expected = nonneg;
@@ -193,373 +175,429 @@ static int check_kernel_stat(lua_State *L, const struct stat *st)
 	else if ((uint64_t)st->st_rdev > UINT32_MAX)
 		field = "rdev", v = (lua_Integer)st->st_rdev, expected = u32;
 	if (field != NULL)
-		return luaL_error(L, "stat field '%s' is %I; the kernel takes "
-				  "%s", field, v, expected);
+		luaL_error(L, "stat field '%s' is %I; the kernel takes %s",
+			   field, v, expected);
+}
+
+static int getattr_body(lua_State *L)
+{
+	struct luafs_call *c = request(L);
+	struct stat *st = c->args;
+
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c, c->fi, 0);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	luafs_check_stat(L, FIRST, st);
+	check_kernel_stat(L, st);
 	return 0;
-}
-
-static int take_stat(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	(void)n;
-	luafs_check_stat(L, first, c->arg);
-	return check_kernel_stat(L, c->arg);
-}
-
-/* A luafs.Stat, the answer of fast getattrs: copied, nothing else read. */
-static int quick_stat(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	const struct stat *from;
-
-	if (n < 1 || (from = luafs_test_stat(L, first)) == NULL)
-		return 0;
-	*(struct stat *)c->arg = *from;
-	c->result = check_kernel_stat(L, from);
-	return 1;
-}
-
-/*
- * Only a table's metamethods could run Lua code while its fields are read:
- * a luafs.Stat is copied, and anything but a table is refused unread.
- */
-static int bare_stat(lua_State *L, int first, int n)
-{
-	if (n < 1 || lua_type(L, first) != LUA_TTABLE)
-		return 1;
-	if (lua_getmetatable(L, first)) {
-		lua_pop(L, 1);
-		return 0;
-	}
-	return 1;
 }
 
 static int op_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
 	struct luafs_call c = {
-		.op = OP_getattr, .path = path, .fi = fi, .push = push_p_fi,
-		.take = take_stat, .bare = bare_stat, .quick = quick_stat,
-		.arg = st,
+		.op = OP_getattr, .path = path, .fi = fi, .args = st,
 	};
 
-	return luafs_call(&c);
+	return luafs_call(&c, getattr_body);
 }
 
 /* readlink */
 
-static int push_readlink(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	lua_pushinteger(L, (lua_Integer)ARGS(c)->size);
-	return 2;
-}
+struct readlink_args {
+	char *buf;
+	size_t size;
+};
 
-static int take_readlink(lua_State *L, struct luafs_call *c, int first,
-			 int n)
+static int readlink_body(lua_State *L)
 {
-	struct args *a = c->arg;
+	struct luafs_call *c = request(L);
+	struct readlink_args *a = c->args;
+	const char *s;
 	size_t len;
-	const char *s = take_string(L, c, first, &len);
 
-	(void)n;
+	push_path(L, c->path);
+	lua_pushinteger(L, (lua_Integer)a->size);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	s = check_string(L, c, FIRST, &len);
 	if (len >= a->size)
 		len = a->size - 1;
-	memcpy(a->out, s, len);
-	((char *)a->out)[len] = '\0';
+	memcpy(a->buf, s, len);
+	a->buf[len] = '\0';
 	return 0;
 }
 
 static int op_readlink(const char *path, char *buf, size_t size)
 {
-	struct args a = { .size = size, .out = buf };
+	struct readlink_args a = { buf, size };
+	struct luafs_call c = { .op = OP_readlink, .path = path, .args = &a };
 
 	if (size == 0)
 		return -EINVAL;
-	return call_bare(OP_readlink, path, NULL, push_readlink,
-			 take_readlink, always_bare, &a);
+	return luafs_call(&c, readlink_body);
 }
 
 /* namespace operations */
 
 static int op_mknod(const char *path, mode_t mode, dev_t rdev)
 {
-	struct args a = { .n1 = mode, .n2 = (lua_Integer)rdev };
+	struct int_args a = { 2, 0, { mode, (lua_Integer)rdev } };
 
-	return call_path(OP_mknod, path, NULL, push_p_n1_n2, NULL, &a);
+	return call_ints(OP_mknod, path, NULL, &a);
 }
 
 static int op_mkdir(const char *path, mode_t mode)
 {
-	struct args a = { .n1 = mode };
+	struct int_args a = { 1, 0, { mode } };
 
-	return call_path(OP_mkdir, path, NULL, push_p_n1, NULL, &a);
+	return call_ints(OP_mkdir, path, NULL, &a);
 }
 
 static int op_unlink(const char *path)
 {
-	return call_path(OP_unlink, path, NULL, push_p, NULL, NULL);
+	struct names_args a = { 0 };
+
+	return call_names(OP_unlink, path, &a);
 }
 
 static int op_rmdir(const char *path)
 {
-	return call_path(OP_rmdir, path, NULL, push_p, NULL, NULL);
+	struct names_args a = { 0 };
+
+	return call_names(OP_rmdir, path, &a);
 }
 
 /* symlink(target, linkpath): the path argument is the new link. */
-static int push_symlink(lua_State *L, struct luafs_call *c)
-{
-	lua_pushstring(L, ARGS(c)->s);
-	push_path(L, c->path);
-	return 2;
-}
-
 static int op_symlink(const char *target, const char *linkpath)
 {
-	struct args a = { .s = target };
+	struct names_args a = { .name = target, .before = 1 };
 
-	return call_path(OP_symlink, linkpath, NULL, push_symlink, NULL, &a);
+	return call_names(OP_symlink, linkpath, &a);
 }
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
-	struct args a = { .s = to, .n1 = flags };
+	struct names_args a = { .name = to, .has_flags = 1, .flags = flags };
 
-	return call_path(OP_rename, from, NULL, push_p_s_n1, NULL, &a);
+	return call_names(OP_rename, from, &a);
 }
 
 static int op_link(const char *from, const char *to)
 {
-	struct args a = { .s = to };
+	struct names_args a = { .name = to };
 
-	return call_path(OP_link, from, NULL, push_p_s, NULL, &a);
+	return call_names(OP_link, from, &a);
 }
 
 /* attributes */
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	struct args a = { .n1 = mode };
+	struct int_args a = { 1, 3, { mode } };
 
-	return call_path(OP_chmod, path, fi, push_p_n1_fi, NULL, &a);
+	return call_ints(OP_chmod, path, fi, &a);
 }
 
 /* (uid_t)-1 means "unchanged"; the script sees -1, as chown(2) takes. */
-static int push_chown(lua_State *L, struct luafs_call *c)
-{
-	push_p_n1_n2(L, c);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 4;
-}
-
 static int op_chown(const char *path, uid_t uid, gid_t gid,
 		    struct fuse_file_info *fi)
 {
-	struct args a = {
-		.n1 = uid == (uid_t)-1 ? -1 : (lua_Integer)uid,
-		.n2 = gid == (gid_t)-1 ? -1 : (lua_Integer)gid,
-	};
+	struct int_args a = { 2, 4, {
+		uid == (uid_t)-1 ? -1 : (lua_Integer)uid,
+		gid == (gid_t)-1 ? -1 : (lua_Integer)gid,
+	} };
 
-	return call_path(OP_chown, path, fi, push_chown, NULL, &a);
+	return call_ints(OP_chown, path, fi, &a);
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	struct args a = { .n1 = size };
+	struct int_args a = { 1, 3, { size } };
 
-	return call_path(OP_truncate, path, fi, push_p_n1_fi, NULL, &a);
-}
-
-static int push_utimens(lua_State *L, struct luafs_call *c)
-{
-	const struct timespec *tv = ARGS(c)->out;
-
-	push_path(L, c->path);
-	lua_pushinteger(L, tv[0].tv_sec);
-	lua_pushinteger(L, tv[0].tv_nsec);
-	lua_pushinteger(L, tv[1].tv_sec);
-	lua_pushinteger(L, tv[1].tv_nsec);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 6;
+	return call_ints(OP_truncate, path, fi, &a);
 }
 
 static int op_utimens(const char *path, const struct timespec tv[2],
 		      struct fuse_file_info *fi)
 {
-	struct args a = { .out = (void *)tv };
+	struct int_args a = { 4, 6, {
+		tv[0].tv_sec, tv[0].tv_nsec, tv[1].tv_sec, tv[1].tv_nsec,
+	} };
 
-	return call_path(OP_utimens, path, fi, push_utimens, NULL, &a);
+	return call_ints(OP_utimens, path, fi, &a);
 }
 
 static int op_access(const char *path, int mask)
 {
-	struct args a = { .n1 = mask };
+	struct int_args a = { 1, 0, { mask } };
 
-	return call_path(OP_access, path, NULL, push_p_n1, NULL, &a);
+	return call_ints(OP_access, path, NULL, &a);
 }
 
 /* open files */
 
-static int push_open(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	luafs_fileinfo_push(L, c->fi, 1);
-	return 2;
-}
+/* open, create and opendir: a value they return becomes the handle. */
+struct open_args {
+	int has_mode;
+	mode_t mode;
+};
 
-static int push_create(lua_State *L, struct luafs_call *c)
+static int open_body(lua_State *L)
 {
-	push_path(L, c->path);
-	lua_pushinteger(L, ARGS(c)->n1);
-	luafs_fileinfo_push(L, c->fi, 1);
-	return 3;
-}
+	struct luafs_call *c = request(L);
+	struct open_args *a = c->args;
 
-/* A value returned by open, create or opendir becomes the handle. */
-static int take_handle(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	if (n > 0 && !lua_isnil(L, first))
-		luafs_handle_set(L, c->st, c->fi, first, 1);
+	push_path(L, c->path);
+	if (a->has_mode)
+		lua_pushinteger(L, a->mode);
+	luafs_fileinfo_push(L, c, c->fi, 1);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	if (!lua_isnil(L, FIRST))
+		luafs_handle_set(L, c->st, c->fi, FIRST, 1);
 	return 0;
 }
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
-	return call_bare(OP_open, path, fi, push_open, take_handle, always_bare,
-			 NULL);
+	struct open_args a = { 0, 0 };
+	struct luafs_call c = {
+		.op = OP_open, .path = path, .fi = fi, .args = &a,
+	};
+
+	return luafs_call(&c, open_body);
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	struct args a = { .n1 = mode };
+	struct open_args a = { 1, mode };
+	struct luafs_call c = {
+		.op = OP_create, .path = path, .fi = fi, .args = &a,
+	};
 
-	return call_bare(OP_create, path, fi, push_create, take_handle,
-			 always_bare, &a);
+	return luafs_call(&c, open_body);
 }
 
 static int op_opendir(const char *path, struct fuse_file_info *fi)
 {
-	return call_bare(OP_opendir, path, fi, push_open, take_handle,
-			 always_bare, NULL);
+	struct open_args a = { 0, 0 };
+	struct luafs_call c = {
+		.op = OP_opendir, .path = path, .fi = fi, .args = &a,
+	};
+
+	return luafs_call(&c, open_body);
 }
 
-static int push_read(lua_State *L, struct luafs_call *c)
+/* read and read_buf take the same arguments. */
+struct read_args {
+	size_t size;
+	off_t offset;
+	char *buf;			/* read's */
+	struct fuse_bufvec **bufp;	/* read_buf's */
+};
+
+static void push_read(lua_State *L, struct luafs_call *c)
 {
+	struct read_args *a = c->args;
+
 	push_path(L, c->path);
-	lua_pushinteger(L, (lua_Integer)ARGS(c)->size);
-	lua_pushinteger(L, ARGS(c)->offset);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 4;
+	lua_pushinteger(L, (lua_Integer)a->size);
+	lua_pushinteger(L, a->offset);
+	luafs_fileinfo_push(L, c, c->fi, 0);
 }
 
-static int take_read(lua_State *L, struct luafs_call *c, int first, int n)
+static int read_body(lua_State *L)
 {
-	struct args *a = c->arg;
+	struct luafs_call *c = request(L);
+	struct read_args *a = c->args;
+	const char *s;
 	size_t len;
-	const char *s = take_string(L, c, first, &len);
 
-	(void)n;
+	push_read(L, c);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	s = check_string(L, c, FIRST, &len);
 	if (len > a->size)
 		luaL_error(L, "read returned %I bytes for a read of %I",
 			   (lua_Integer)len, (lua_Integer)a->size);
-	memcpy(a->out, s, len);
-	return (int)len;
+	memcpy(a->buf, s, len);
+	c->result = (int)len;
+	return 0;
 }
 
 static int op_read(const char *path, char *buf, size_t size, off_t offset,
 		   struct fuse_file_info *fi)
 {
-	struct args a = { .size = size, .offset = offset, .out = buf };
+	struct read_args a = { .size = size, .offset = offset, .buf = buf };
+	struct luafs_call c = {
+		.op = OP_read, .path = path, .fi = fi, .args = &a,
+	};
 
-	return call_bare(OP_read, path, fi, push_read, take_read, always_bare,
-			 &a);
+	return luafs_call(&c, read_body);
 }
 
-static int push_write(lua_State *L, struct luafs_call *c)
+static int read_buf_body(lua_State *L)
 {
+	struct luafs_call *c = request(L);
+	struct read_args *a = c->args;
+
+	push_read(L, c);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	*a->bufp = luafs_bufvec_take(L, FIRST, a->size);
+	return 0;
+}
+
+static int op_read_buf(const char *path, struct fuse_bufvec **bufp,
+		       size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct read_args a = { .size = size, .offset = off, .bufp = bufp };
+	struct luafs_call c = {
+		.op = OP_read_buf, .path = path, .fi = fi, .args = &a,
+	};
+
+	*bufp = NULL;
+	return luafs_call(&c, read_buf_body);
+}
+
+/* write and write_buf: the data as a string, or lent as a BufVec. */
+struct write_args {
+	const char *data;		/* write's */
+	struct fuse_bufvec *buf;	/* write_buf's */
+	size_t size;
+	off_t offset;
+};
+
+static int write_body(lua_State *L)
+{
+	struct luafs_call *c = request(L);
+	struct write_args *a = c->args;
+
 	push_path(L, c->path);
-	lua_pushlstring(L, ARGS(c)->data, ARGS(c)->size);
-	lua_pushinteger(L, ARGS(c)->offset);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 4;
-}
-
-static int take_write(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	(void)n;
-	return (int)take_count(L, c, first, (lua_Integer)ARGS(c)->size);
+	if (a->buf != NULL)
+		luafs_bufvec_push_borrowed(L, c, a->buf);
+	else
+		lua_pushlstring(L, a->data, a->size);
+	lua_pushinteger(L, a->offset);
+	luafs_fileinfo_push(L, c, c->fi, 0);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	c->result = (int)check_count(L, c, FIRST, (lua_Integer)a->size);
+	return 0;
 }
 
 static int op_write(const char *path, const char *buf, size_t size,
 		    off_t offset, struct fuse_file_info *fi)
 {
-	struct args a = { .data = buf, .size = size, .offset = offset };
+	struct write_args a = { buf, NULL, size, offset };
+	struct luafs_call c = {
+		.op = OP_write, .path = path, .fi = fi, .args = &a,
+	};
 
-	return call_bare(OP_write, path, fi, push_write, take_write, always_bare,
-			 &a);
+	return luafs_call(&c, write_body);
 }
 
-static int take_statvfs(lua_State *L, struct luafs_call *c, int first, int n)
+static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+			struct fuse_file_info *fi)
 {
-	(void)n;
-	luafs_check_statvfs(L, first, c->arg);
+	struct write_args a = { NULL, buf, fuse_buf_size(buf), off };
+	struct luafs_call c = {
+		.op = OP_write_buf, .path = path, .fi = fi, .args = &a,
+	};
+
+	return luafs_call(&c, write_body);
+}
+
+static int statfs_body(lua_State *L)
+{
+	struct luafs_call *c = request(L);
+
+	push_path(L, c->path);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	luafs_check_statvfs(L, FIRST, c->args);
 	return 0;
 }
 
 static int op_statfs(const char *path, struct statvfs *sv)
 {
-	return call_path(OP_statfs, path, NULL, push_p, take_statvfs, sv);
+	struct luafs_call c = { .op = OP_statfs, .path = path, .args = sv };
+
+	return luafs_call(&c, statfs_body);
 }
 
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
-	return call_path(OP_flush, path, fi, push_p_fi, NULL, NULL);
+	struct int_args a = { 0, 2, { 0 } };
+
+	return call_ints(OP_flush, path, fi, &a);
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
-	return call_path(OP_release, path, fi, push_p_fi, NULL, NULL);
+	struct int_args a = { 0, 2, { 0 } };
+
+	return call_ints(OP_release, path, fi, &a);
 }
 
 static int op_releasedir(const char *path, struct fuse_file_info *fi)
 {
-	return call_path(OP_releasedir, path, fi, push_p_fi, NULL, NULL);
+	struct int_args a = { 0, 2, { 0 } };
+
+	return call_ints(OP_releasedir, path, fi, &a);
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	struct args a = { .n1 = datasync };
+	struct int_args a = { 1, 3, { datasync } };
 
-	return call_path(OP_fsync, path, fi, push_p_n1_fi, NULL, &a);
+	return call_ints(OP_fsync, path, fi, &a);
 }
 
 static int op_fsyncdir(const char *path, int datasync,
 		       struct fuse_file_info *fi)
 {
-	struct args a = { .n1 = datasync };
+	struct int_args a = { 1, 3, { datasync } };
 
-	return call_path(OP_fsyncdir, path, fi, push_p_n1_fi, NULL, &a);
+	return call_ints(OP_fsyncdir, path, fi, &a);
 }
 
 /* extended attributes */
 
-static int push_setxattr(lua_State *L, struct luafs_call *c)
+struct xattr_args {
+	const char *name;	/* NULL for listxattr */
+	const char *value;	/* setxattr's */
+	char *buf;		/* getxattr's and listxattr's */
+	size_t size;
+	int flags;
+};
+
+static int setxattr_body(lua_State *L)
 {
+	struct luafs_call *c = request(L);
+	struct xattr_args *a = c->args;
+
 	push_path(L, c->path);
-	lua_pushstring(L, ARGS(c)->s);
-	lua_pushlstring(L, ARGS(c)->data, ARGS(c)->size);
-	lua_pushinteger(L, ARGS(c)->n1);
-	return 4;
+	lua_pushstring(L, a->name);
+	lua_pushlstring(L, a->value, a->size);
+	lua_pushinteger(L, a->flags);
+	luafs_invoke(L, c, 0);
+	return 0;
 }
 
 static int op_setxattr(const char *path, const char *name, const char *value,
 		       size_t size, int flags)
 {
-	struct args a = { .s = name, .data = value, .size = size, .n1 = flags };
+	struct xattr_args a = { name, value, NULL, size, flags };
+	struct luafs_call c = { .op = OP_setxattr, .path = path, .args = &a };
 
-	return call_path(OP_setxattr, path, NULL, push_setxattr, NULL, &a);
+	return luafs_call(&c, setxattr_body);
 }
 
 /* size 0 asks for the length; a value that does not fit is ERANGE. */
-static int copy_sized(struct args *a, const char *s, size_t len)
+static int copy_sized(struct xattr_args *a, const char *s, size_t len)
 {
 	if (len > INT32_MAX)
 		return -E2BIG;
@@ -567,44 +605,53 @@ static int copy_sized(struct args *a, const char *s, size_t len)
 		return (int)len;
 	if (len > a->size)
 		return -ERANGE;
-	memcpy(a->out, s, len);
+	memcpy(a->buf, s, len);
 	return (int)len;
 }
 
-static int take_getxattr(lua_State *L, struct luafs_call *c, int first,
-			 int n)
+static int getxattr_body(lua_State *L)
 {
+	struct luafs_call *c = request(L);
+	struct xattr_args *a = c->args;
+	const char *s;
 	size_t len;
-	const char *s = take_string(L, c, first, &len);
 
-	(void)n;
-	return copy_sized(c->arg, s, len);
+	push_path(L, c->path);
+	lua_pushstring(L, a->name);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	s = check_string(L, c, FIRST, &len);
+	c->result = copy_sized(a, s, len);
+	return 0;
 }
 
 static int op_getxattr(const char *path, const char *name, char *value,
 		       size_t size)
 {
-	struct args a = { .s = name, .size = size, .out = value };
+	struct xattr_args a = { name, NULL, value, size, 0 };
+	struct luafs_call c = { .op = OP_getxattr, .path = path, .args = &a };
 
-	return call_path(OP_getxattr, path, NULL, push_p_s, take_getxattr, &a);
+	return luafs_call(&c, getxattr_body);
 }
 
-static int take_listxattr(lua_State *L, struct luafs_call *c, int first,
-			  int n)
+static int listxattr_body(lua_State *L)
 {
-	luaL_Buffer b;
+	struct luafs_call *c = request(L);
 	lua_Integer i, count;
-	size_t len;
+	luaL_Buffer b;
 	const char *s;
+	size_t len;
 
-	(void)n;
-	if (!lua_istable(L, first))
+	push_path(L, c->path);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	if (!lua_istable(L, FIRST))
 		luaL_error(L, "listxattr must return an array of names, got %s",
-			   got(L, first));
-	count = luaL_len(L, first);
+			   got(L, FIRST));
+	count = luaL_len(L, FIRST);
 	luaL_buffinit(L, &b);
 	for (i = 1; i <= count; i++) {
-		lua_rawgeti(L, first, i);
+		lua_rawgeti(L, FIRST, i);
 		s = lua_tolstring(L, -1, &len);
 		if (lua_type(L, -1) != LUA_TSTRING || memchr(s, 0, len))
 			luaL_error(L, "listxattr: entry %I is not a name", i);
@@ -613,21 +660,23 @@ static int take_listxattr(lua_State *L, struct luafs_call *c, int first,
 	}
 	luaL_pushresult(&b);
 	s = lua_tolstring(L, -1, &len);
-	return copy_sized(c->arg, s, len);
+	c->result = copy_sized(c->args, s, len);
+	return 0;
 }
 
 static int op_listxattr(const char *path, char *list, size_t size)
 {
-	struct args a = { .size = size, .out = list };
+	struct xattr_args a = { NULL, NULL, list, size, 0 };
+	struct luafs_call c = { .op = OP_listxattr, .path = path, .args = &a };
 
-	return call_path(OP_listxattr, path, NULL, push_p, take_listxattr, &a);
+	return luafs_call(&c, listxattr_body);
 }
 
 static int op_removexattr(const char *path, const char *name)
 {
-	struct args a = { .s = name };
+	struct names_args a = { .name = name };
 
-	return call_path(OP_removexattr, path, NULL, push_p_s, NULL, &a);
+	return call_names(OP_removexattr, path, &a);
 }
 
 /* readdir */
@@ -640,17 +689,6 @@ struct readdir_args {
 	lua_Integer count;	/* entries so far */
 	int paged;		/* the first entry had an offset */
 };
-
-static int push_readdir(lua_State *L, struct luafs_call *c)
-{
-	struct readdir_args *a = c->arg;
-
-	push_path(L, c->path);
-	lua_pushinteger(L, a->offset);
-	luafs_fileinfo_push(L, c->fi, 0);
-	lua_pushinteger(L, a->flags);
-	return 4;
-}
 
 /*
  * The kernel refuses a whole listing, without saying why, for one name
@@ -766,32 +804,48 @@ static int fill_from_dir(struct readdir_args *a, DIR *dir)
 	}
 }
 
-static int take_readdir(lua_State *L, struct luafs_call *c, int first, int n)
+/*
+ * The answer is an array of entries, a function that returns one entry
+ * per call (the script's code then runs again, and its errors are its
+ * own: c->answered is off meanwhile), or a luafs.Dir.
+ */
+static int readdir_body(lua_State *L)
 {
-	struct readdir_args *a = c->arg;
+	struct luafs_call *c = request(L);
+	struct readdir_args *a = c->args;
 	lua_Integer i, count;
 	DIR *dir;
 
-	(void)n;
-	if ((dir = luafs_test_dir(L, first)) != NULL)
-		return fill_from_dir(a, dir);
-	if (lua_istable(L, first)) {
-		count = luaL_len(L, first);
+	push_path(L, c->path);
+	lua_pushinteger(L, a->offset);
+	luafs_fileinfo_push(L, c, c->fi, 0);
+	lua_pushinteger(L, a->flags);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	if ((dir = luafs_test_dir(L, FIRST)) != NULL) {
+		c->result = fill_from_dir(a, dir);
+		return 0;
+	}
+	if (lua_istable(L, FIRST)) {
+		count = luaL_len(L, FIRST);
 		for (i = 1; i <= count; i++) {
-			lua_rawgeti(L, first, i);
+			lua_rawgeti(L, FIRST, i);
 			if (fill_entry(L, a, -1))
 				break;
 			lua_pop(L, 1);
 		}
 		return 0;
 	}
-	if (!lua_isfunction(L, first))
+	if (!lua_isfunction(L, FIRST))
 		luaL_error(L, "readdir must return an array of entries, an "
 			   "iterator function or a luafs.Dir, got %s",
-			   got(L, first));
+			   got(L, FIRST));
 	for (;;) {
-		lua_pushvalue(L, first);
+		luaL_checkstack(L, 4, "readdir");
+		lua_pushvalue(L, FIRST);
+		c->answered = 0;
 		lua_call(L, 0, 1);
+		c->answered = 1;
 		if (lua_isnil(L, -1) || fill_entry(L, a, -1))
 			break;
 		lua_pop(L, 1);
@@ -804,11 +858,19 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      enum fuse_readdir_flags flags)
 {
 	struct readdir_args a = { buf, filler, offset, flags, 0, 0 };
+	struct luafs_call c = {
+		.op = OP_readdir, .path = path, .fi = fi, .args = &a,
+	};
 
-	return call_path(OP_readdir, path, fi, push_readdir, take_readdir, &a);
+	return luafs_call(&c, readdir_body);
 }
 
 /* locks */
+
+struct lock_args {
+	int cmd;
+	struct flock *lk;
+};
 
 static void push_lock(lua_State *L, const struct flock *lk)
 {
@@ -839,31 +901,27 @@ static lua_Integer lock_field(lua_State *L, int idx, const char *name)
 	return v;
 }
 
-static int push_lockop(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	luafs_fileinfo_push(L, c->fi, 0);
-	lua_pushinteger(L, ARGS(c)->n1);
-	push_lock(L, ARGS(c)->out);
-	return 4;
-}
-
 /* F_GETLK answers with the lock table describing the conflicting lock. */
-static int take_lock(lua_State *L, struct luafs_call *c, int first, int n)
+static int lock_body(lua_State *L)
 {
-	struct flock *lk = ARGS(c)->out;
+	struct luafs_call *c = request(L);
+	struct lock_args *a = c->args;
+	struct flock *lk = a->lk;
 
-	(void)n;
-	if (ARGS(c)->n1 != F_GETLK)
+	push_path(L, c->path);
+	luafs_fileinfo_push(L, c, c->fi, 0);
+	lua_pushinteger(L, a->cmd);
+	push_lock(L, lk);
+	if (luafs_invoke(L, c, 1) < 0 || a->cmd != F_GETLK)
 		return 0;
-	if (!lua_istable(L, first))
+	if (!lua_istable(L, FIRST))
 		luaL_error(L, "lock must return a lock table for F_GETLK, "
-			   "got %s", got(L, first));
-	lk->l_type = (short)lock_field(L, first, "type");
-	lk->l_whence = (short)lock_field(L, first, "whence");
-	lk->l_start = (off_t)lock_field(L, first, "start");
-	lk->l_len = (off_t)lock_field(L, first, "len");
-	lk->l_pid = (pid_t)lock_field(L, first, "pid");
+			   "got %s", got(L, FIRST));
+	lk->l_type = (short)lock_field(L, FIRST, "type");
+	lk->l_whence = (short)lock_field(L, FIRST, "whence");
+	lk->l_start = (off_t)lock_field(L, FIRST, "start");
+	lk->l_len = (off_t)lock_field(L, FIRST, "len");
+	lk->l_pid = (pid_t)lock_field(L, FIRST, "pid");
 	return 0;
 }
 
@@ -878,7 +936,10 @@ static int locks_asked;
 static int op_lock(const char *path, struct fuse_file_info *fi, int cmd,
 		   struct flock *lk)
 {
-	struct args a = { .n1 = cmd, .out = lk };
+	struct lock_args a = { cmd, lk };
+	struct luafs_call c = {
+		.op = OP_lock, .path = path, .fi = fi, .args = &a,
+	};
 
 	if (cmd != F_GETLK) {
 		if (lk->l_type != F_UNLCK)
@@ -886,42 +947,24 @@ static int op_lock(const char *path, struct fuse_file_info *fi, int cmd,
 		else if (!__atomic_load_n(&locks_asked, __ATOMIC_ACQUIRE))
 			return 0;
 	}
-	return call_path(OP_lock, path, fi, push_lockop, take_lock, &a);
-}
-
-static int push_p_fi_n1(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	luafs_fileinfo_push(L, c->fi, 0);
-	lua_pushinteger(L, ARGS(c)->n1);
-	return 3;
+	return luafs_call(&c, lock_body);
 }
 
 static int op_flock(const char *path, struct fuse_file_info *fi, int op)
 {
-	struct args a = { .n1 = op };
+	struct int_args a = { 1, 2, { op } };
 
-	return call_path(OP_flock, path, fi, push_p_fi_n1, NULL, &a);
+	return call_ints(OP_flock, path, fi, &a);
 }
 
 /* space and positions */
 
-static int push_fallocate(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	lua_pushinteger(L, ARGS(c)->n1);
-	lua_pushinteger(L, ARGS(c)->offset);
-	lua_pushinteger(L, ARGS(c)->n2);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 5;
-}
-
 static int op_fallocate(const char *path, int mode, off_t offset, off_t len,
 			struct fuse_file_info *fi)
 {
-	struct args a = { .n1 = mode, .offset = offset, .n2 = len };
+	struct int_args a = { 3, 5, { mode, offset, len } };
 
-	return call_path(OP_fallocate, path, fi, push_fallocate, NULL, &a);
+	return call_ints(OP_fallocate, path, fi, &a);
 }
 
 struct copy_args {
@@ -932,27 +975,23 @@ struct copy_args {
 	int flags;
 };
 
-static int push_copy(lua_State *L, struct luafs_call *c)
+static int copy_body(lua_State *L)
 {
-	struct copy_args *a = c->arg;
+	struct luafs_call *c = request(L);
+	struct copy_args *a = c->args;
 
 	push_path(L, c->path);
-	luafs_fileinfo_push(L, c->fi, 0);
+	luafs_fileinfo_push(L, c, c->fi, 0);
 	lua_pushinteger(L, a->off_in);
 	push_path(L, a->path_out);
-	luafs_fileinfo_push(L, a->fi_out, 0);
+	luafs_fileinfo_push(L, c, a->fi_out, 0);
 	lua_pushinteger(L, a->off_out);
 	lua_pushinteger(L, (lua_Integer)a->len);
 	lua_pushinteger(L, a->flags);
-	return 8;
-}
-
-static int take_copy(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	struct copy_args *a = c->arg;
-
-	(void)n;
-	return (int)take_count(L, c, first, (lua_Integer)a->len);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	c->result = (int)check_count(L, c, FIRST, (lua_Integer)a->len);
+	return 0;
 }
 
 static ssize_t op_copy_file_range(const char *path_in,
@@ -966,9 +1005,7 @@ static ssize_t op_copy_file_range(const char *path_in,
 	int in = luafs_handle_state(fi_in), out = luafs_handle_state(fi_out);
 	struct luafs_call c = {
 		.op = OP_copy_file_range, .path = path_in, .fi = fi_in,
-		.push = push_copy, .take = take_copy, .bare = always_bare,
-		.arg = &a,
-		.pin = 1 + (in >= 0 ? in : out),
+		.args = &a, .pin = 1 + (in >= 0 ? in : out),
 	};
 
 	/*
@@ -977,58 +1014,66 @@ static ssize_t op_copy_file_range(const char *path_in,
 	 */
 	if (in >= 0 && out >= 0 && in != out)
 		return -EXDEV;
-	return luafs_call(&c);
+	return luafs_call(&c, copy_body);
 }
 
-static int push_lseek(lua_State *L, struct luafs_call *c)
+struct lseek_args {
+	off_t offset;
+	int whence;
+};
+
+static int lseek_body(lua_State *L)
 {
+	struct luafs_call *c = request(L);
+	struct lseek_args *a = c->args;
+
 	push_path(L, c->path);
-	lua_pushinteger(L, ARGS(c)->offset);
-	lua_pushinteger(L, ARGS(c)->n1);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 4;
-}
-
-static int take_lseek(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	(void)n;
-	*(off_t *)ARGS(c)->out = (off_t)take_count(L, c, first, INT64_MAX);
+	lua_pushinteger(L, a->offset);
+	lua_pushinteger(L, a->whence);
+	luafs_fileinfo_push(L, c, c->fi, 0);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	a->offset = (off_t)check_count(L, c, FIRST, INT64_MAX);
 	return 0;
 }
 
 static off_t op_lseek(const char *path, off_t off, int whence,
 		      struct fuse_file_info *fi)
 {
-	off_t result = 0;
-	struct args a = { .offset = off, .n1 = whence, .out = &result };
-	int res = call_bare(OP_lseek, path, fi, push_lseek, take_lseek,
-			    always_bare, &a);
+	struct lseek_args a = { off, whence };
+	struct luafs_call c = {
+		.op = OP_lseek, .path = path, .fi = fi, .args = &a,
+	};
+	int res = luafs_call(&c, lseek_body);
 
-	return res < 0 ? res : result;
+	return res < 0 ? res : a.offset;
 }
 
-static int push_bmap(lua_State *L, struct luafs_call *c)
+struct bmap_args {
+	size_t blocksize;
+	uint64_t *idx;
+};
+
+static int bmap_body(lua_State *L)
 {
+	struct luafs_call *c = request(L);
+	struct bmap_args *a = c->args;
+
 	push_path(L, c->path);
-	lua_pushinteger(L, (lua_Integer)ARGS(c)->size);
-	lua_pushinteger(L, (lua_Integer)*(uint64_t *)ARGS(c)->out);
-	return 3;
-}
-
-static int take_bmap(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	(void)n;
-	*(uint64_t *)ARGS(c)->out = (uint64_t)take_count(L, c, first,
-							 INT64_MAX);
+	lua_pushinteger(L, (lua_Integer)a->blocksize);
+	lua_pushinteger(L, (lua_Integer)*a->idx);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	*a->idx = (uint64_t)check_count(L, c, FIRST, INT64_MAX);
 	return 0;
 }
 
 static int op_bmap(const char *path, size_t blocksize, uint64_t *idx)
 {
-	struct args a = { .size = blocksize, .out = idx };
+	struct bmap_args a = { blocksize, idx };
+	struct luafs_call c = { .op = OP_bmap, .path = path, .args = &a };
 
-	return call_bare(OP_bmap, path, NULL, push_bmap, take_bmap,
-			 always_bare, &a);
+	return luafs_call(&c, bmap_body);
 }
 
 /* ioctl: data in and out, sized by the command's _IOC bits. */
@@ -1041,46 +1086,48 @@ struct ioctl_args {
 	size_t in, out;
 };
 
-static int push_ioctl(lua_State *L, struct luafs_call *c)
+/* ioctl returns its result, then the output data for _IOC_READ commands. */
+static int ioctl_body(lua_State *L)
 {
-	struct ioctl_args *a = c->arg;
+	struct luafs_call *c = request(L);
+	struct ioctl_args *a = c->args;
+	lua_Integer res = 0;
+	const char *s;
+	size_t len;
+	int n;
 
 	push_path(L, c->path);
 	lua_pushinteger(L, a->cmd);
 	lua_pushinteger(L, (lua_Integer)(uintptr_t)a->arg);
-	luafs_fileinfo_push(L, c->fi, 0);
+	luafs_fileinfo_push(L, c, c->fi, 0);
 	lua_pushinteger(L, a->flags);
 	if (a->in > 0)
 		lua_pushlstring(L, a->data, a->in);
 	else
 		lua_pushnil(L);
-	return 6;
-}
-
-/* ioctl returns its result, then the output data for _IOC_READ commands. */
-static int take_ioctl(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	struct ioctl_args *a = c->arg;
-	lua_Integer res = n > 0 && !lua_isnil(L, first) ?
-			  take_count(L, c, first, INT32_MAX) : 0;
-	size_t len;
-	const char *s;
-
-	if (n < 2 || lua_isnil(L, first + 1))
-		return (int)res;
-	s = take_string(L, c, first + 1, &len);
+	if ((n = luafs_invoke(L, c, 2)) < 0)
+		return 0;
+	if (!lua_isnil(L, FIRST))
+		res = check_count(L, c, FIRST, INT32_MAX);
+	c->result = (int)res;
+	if (lua_isnil(L, FIRST + 1))
+		return 0;
+	s = check_string(L, c, FIRST + 1, &len);
 	if (len > a->out)
 		luaL_error(L, "ioctl returned %I bytes of data, the command "
 			   "has room for %I", (lua_Integer)len,
 			   (lua_Integer)a->out);
 	memcpy(a->data, s, len);
-	return (int)res;
+	return 0;
 }
 
 static int op_ioctl(const char *path, unsigned int cmd, void *arg,
 		    struct fuse_file_info *fi, unsigned int flags, void *data)
 {
 	struct ioctl_args a = { cmd, arg, flags, data, 0, 0 };
+	struct luafs_call c = {
+		.op = OP_ioctl, .path = path, .fi = fi, .args = &a,
+	};
 
 	if (_IOC_DIR(cmd) & _IOC_WRITE)
 		a.in = _IOC_SIZE(cmd);
@@ -1093,33 +1140,28 @@ static int op_ioctl(const char *path, unsigned int cmd, void *arg,
 	 */
 	if (a.out > 0 && !(_IOC_DIR(cmd) & _IOC_WRITE))
 		memset(data, 0, a.out);
-	return call_path(OP_ioctl, path, fi, push_ioctl, take_ioctl, &a);
+	return luafs_call(&c, ioctl_body);
 }
 
 /* poll */
 
 struct poll_args {
-	struct fuse_pollhandle *ph;
+	struct fuse_pollhandle *ph;	/* NULL once Lua owns it */
 	unsigned *reventsp;
 };
 
-static int push_poll(lua_State *L, struct luafs_call *c)
+static int poll_body(lua_State *L)
 {
-	struct poll_args *a = c->arg;
+	struct luafs_call *c = request(L);
+	struct poll_args *a = c->args;
 
 	push_path(L, c->path);
-	luafs_fileinfo_push(L, c->fi, 0);
+	luafs_fileinfo_push(L, c, c->fi, 0);
 	luafs_pollhandle_push(L, a->ph);
-	a->ph = NULL;	/* owned by Lua from here on */
-	return 3;
-}
-
-static int take_poll(lua_State *L, struct luafs_call *c, int first, int n)
-{
-	struct poll_args *a = c->arg;
-
-	(void)n;
-	*a->reventsp = (unsigned)take_count(L, c, first, UINT32_MAX);
+	a->ph = NULL;
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	*a->reventsp = (unsigned)check_count(L, c, FIRST, UINT32_MAX);
 	return 0;
 }
 
@@ -1127,74 +1169,34 @@ static int op_poll(const char *path, struct fuse_file_info *fi,
 		   struct fuse_pollhandle *ph, unsigned *reventsp)
 {
 	struct poll_args a = { ph, reventsp };
-	int res = call_path(OP_poll, path, fi, push_poll, take_poll, &a);
+	struct luafs_call c = {
+		.op = OP_poll, .path = path, .fi = fi, .args = &a,
+	};
+	int res = luafs_call(&c, poll_body);
 
 	if (a.ph != NULL)
 		fuse_pollhandle_destroy(a.ph);
 	return res;
 }
 
-/* read_buf and write_buf: data that need not pass through Lua strings. */
-
-static int take_read_buf(lua_State *L, struct luafs_call *c, int first,
-			 int n)
-{
-	struct args *a = c->arg;
-
-	(void)n;
-	*(struct fuse_bufvec **)a->out = luafs_bufvec_take(L, first, a->size);
-	return 0;
-}
-
-static int op_read_buf(const char *path, struct fuse_bufvec **bufp,
-		       size_t size, off_t off, struct fuse_file_info *fi)
-{
-	struct args a = { .size = size, .offset = off, .out = bufp };
-
-	*bufp = NULL;
-	return call_bare(OP_read_buf, path, fi, push_read, take_read_buf,
-			 always_bare, &a);
-}
-
-static int push_write_buf(lua_State *L, struct luafs_call *c)
-{
-	push_path(L, c->path);
-	luafs_bufvec_push_borrowed(L, ARGS(c)->out);
-	lua_pushinteger(L, ARGS(c)->offset);
-	luafs_fileinfo_push(L, c->fi, 0);
-	return 4;
-}
-
-static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
-			struct fuse_file_info *fi)
-{
-	struct args a = { .size = fuse_buf_size(buf), .offset = off,
-			  .out = buf };
-	struct luafs_call c = {
-		.op = OP_write_buf, .path = path, .fi = fi,
-		.push = push_write_buf, .take = take_write,
-		.bare = always_bare, .arg = &a, .borrows = 1,
-	};
-
-	return luafs_call(&c);
-}
-
 /* init and destroy run in every state. */
 
-static int push_init(lua_State *L, struct luafs_call *c)
-{
-	struct fuse_config *cfg = ARGS(c)->out;
+struct init_args {
+	struct fuse_conn_info *conn;
+	struct fuse_config *cfg;
+};
 
-	luafs_conn_push(L, (struct fuse_conn_info *)ARGS(c)->data);
-	luafs_config_push(L, cfg);
-	return 2;
-}
-
-static int take_init(lua_State *L, struct luafs_call *c, int first, int n)
+/* Whatever init returns first becomes the state's private value. */
+static int init_body(lua_State *L)
 {
-	(void)c;
-	if (n > 0)
-		luafs_set_private(L, first);
+	struct luafs_call *c = request(L);
+	struct init_args *a = c->args;
+
+	luafs_conn_push(L, a->conn);
+	luafs_config_push(L, a->cfg);
+	if (luafs_invoke(L, c, 1) < 0)
+		return 0;
+	luafs_set_private(L, FIRST);
 	return 0;
 }
 
@@ -1232,17 +1234,17 @@ static void setup_intr(struct fuse_config *cfg)
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	struct args a = { .data = (const char *)conn, .out = cfg };
+	struct init_args a = { conn, cfg };
 	int i, n = luafs_host.present >> OP_init & 1 ? luafs_host.nstates : 0;
 
 	for (i = 0; i < n; i++) {
 		char message[LUAFS_MESSAGE_MAX] = "";
 		struct luafs_call c = {
-			.op = OP_init, .pin = i + 1, .push = push_init,
-			.take = take_init, .arg = &a, .message = message,
+			.op = OP_init, .pin = i + 1, .args = &a,
+			.message = message,
 		};
 
-		if (luafs_call(&c) < 0) {
+		if (luafs_call(&c, init_body) < 0) {
 			luafs_log(LOG_ERR, "init failed%s%s (%s): unmounting",
 				  *message ? ": " : "", message,
 				  strerror(-c.result));
@@ -1256,11 +1258,13 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return NULL;
 }
 
-static int push_destroy(lua_State *L, struct luafs_call *c)
+static int destroy_body(lua_State *L)
 {
-	(void)c;
+	struct luafs_call *c = request(L);
+
 	luafs_push_private(L);
-	return 1;
+	luafs_invoke(L, c, 0);
+	return 0;
 }
 
 static void op_destroy(void *private_data)
@@ -1269,11 +1273,9 @@ static void op_destroy(void *private_data)
 
 	(void)private_data;
 	for (i = 0; i < luafs_host.nstates; i++) {
-		struct luafs_call c = {
-			.op = OP_destroy, .pin = i + 1, .push = push_destroy,
-		};
+		struct luafs_call c = { .op = OP_destroy, .pin = i + 1 };
 
-		luafs_call(&c);
+		luafs_call(&c, destroy_body);
 	}
 }
 

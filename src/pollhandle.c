@@ -16,6 +16,8 @@
 
 #define POLLHANDLE_MT "luafs.PollHandle"
 
+static const struct luafs_type pollhandle_type = { POLLHANDLE_MT, LUAFS_T_POLLHANDLE };
+
 struct luafs_poll {
 	pthread_mutex_t lock;
 	struct fuse_pollhandle *ph;	/* NULL once released */
@@ -44,7 +46,7 @@ void luafs_poll_unref(struct luafs_poll *p)
 /* The shared object of the PollHandle at idx, or NULL if it is not one. */
 struct luafs_poll *luafs_poll_check(lua_State *L, int idx)
 {
-	struct pollhandle *u = luaL_testudata(L, idx, POLLHANDLE_MT);
+	struct pollhandle *u = luafs_testudata(L, idx, &pollhandle_type);
 
 	return u ? u->p : NULL;
 }
@@ -55,13 +57,13 @@ void luafs_poll_push(lua_State *L, struct luafs_poll *p)
 	struct pollhandle *u = lua_newuserdatauv(L, sizeof(*u), 0);
 
 	u->p = p;
-	luaL_setmetatable(L, POLLHANDLE_MT);
+	luafs_setmetatable(L, &pollhandle_type);
 }
 
 /* The shared object of argument 1, NULL only if making it failed. */
 static struct luafs_poll *check_poll(lua_State *L)
 {
-	return ((struct pollhandle *)luaL_checkudata(L, 1, POLLHANDLE_MT))->p;
+	return ((struct pollhandle *)luafs_checkudata(L, 1, &pollhandle_type))->p;
 }
 
 /* ph:notify() wakes the poller; the handle stays usable. */
@@ -103,7 +105,7 @@ static int l_destroy(lua_State *L)
 
 static int l_gc(lua_State *L)
 {
-	struct pollhandle *u = luaL_checkudata(L, 1, POLLHANDLE_MT);
+	struct pollhandle *u = luafs_checkudata(L, 1, &pollhandle_type);
 
 	if (u->p != NULL)
 		luafs_poll_unref(u->p);
@@ -140,7 +142,7 @@ void luafs_pollhandle_open(lua_State *L)
 		{NULL, NULL}
 	};
 
-	luaL_newmetatable(L, POLLHANDLE_MT);
+	luafs_newmetatable(L, &pollhandle_type);
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);
 	lua_setfield(L, -2, "__index");
@@ -163,7 +165,7 @@ void luafs_pollhandle_push(lua_State *L, struct fuse_pollhandle *ph)
 	}
 	u = lua_newuserdatauv(L, sizeof(*u), 0);
 	u->p = NULL;
-	luaL_setmetatable(L, POLLHANDLE_MT);
+	luafs_setmetatable(L, &pollhandle_type);
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		luaL_error(L, "out of memory");

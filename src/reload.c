@@ -70,8 +70,8 @@ static void log_changed_ops(const struct luafs_state *s)
 	int op, before, after;
 
 	for (op = 0; op < OP_COUNT; op++) {
-		before = s->ops[op] != LUA_NOREF;
-		after = s->next_ops[op] != LUA_NOREF;
+		before = s->code.ops[op] != LUA_NOREF;
+		after = s->next.ops[op] != LUA_NOREF;
 		if (before == after || op == OP_init)
 			continue;
 		if (after && !(luafs_host.present >> op & 1))

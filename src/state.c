@@ -205,10 +205,11 @@ static int restore_script_modules(lua_State *L)
 /* Checks the table the script returned and resolves its functions. */
 static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 {
-	int *portable = ops == s->ops ? &s->portable : &s->next_portable;
+	int *portable = ops == s->code.ops ? &s->code.portable :
+			&s->next.portable;
 	/* Once per load: by the first state at mount, by the scratch state
 	 * that checks a reload (index -1) before the pool loads it. */
-	int warn = ops == s->ops && s->index <= 0;
+	int warn = ops == s->code.ops && s->index <= 0;
 	const char *name;
 	int op;
 
@@ -397,6 +398,7 @@ static void run_script(lua_State *L, struct luafs_state *s, int *ops)
 static int load_script(lua_State *L)
 {
 	struct luafs_state *s = lua_touserdata(L, 1);
+	int i;
 
 	luaL_openlibs(L);
 	luafs_stdlibs_open(L);
@@ -415,19 +417,23 @@ static int load_script(lua_State *L)
 	lua_pushinteger(L, s->index + 1);
 	lua_pushcclosure(L, l_states, 1);
 	lua_setfield(L, -2, "states");
-	set_generation(L, s->generation);
+	set_generation(L, s->code.generation);
 	lua_pushcfunction(L, l_generation);
 	lua_setfield(L, -2, "generation");
 	lua_newtable(L);
 	lua_setfield(L, -2, "stash");
 	lua_pop(L, 1);
-	luafs_fileinfo_open(L, s);
+	luafs_fileinfo_open(L);
 	luafs_pollhandle_open(L);
 	lua_newtable(L);
 	s->handles = luaL_ref(L, LUA_REGISTRYINDEX);
+	for (i = 0; i < LUAFS_MAX_LENT; i++) {
+		lua_pushboolean(L, 0);
+		s->lent[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
 	add_script_dir(L, luafs_host.script);
-	run_script(L, s, s->ops);
-	s->table = luaL_ref(L, LUA_REGISTRYINDEX);
+	run_script(L, s, s->code.ops);
+	s->code.table = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
 }
 
@@ -442,29 +448,31 @@ static int reload_script(lua_State *L)
 {
 	struct luafs_state *s = lua_touserdata(L, 1);
 
-	set_generation(L, s->next_generation);
+	set_generation(L, s->next.generation);
 	drop_script_modules(L);
-	run_script(L, s, s->next_ops);
+	run_script(L, s, s->next.ops);
 	if (lua_getfield(L, -1, "reload") != LUA_TNIL) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, s->table);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, s->code.table);
 		lua_call(L, 1, 0);
 	} else {
 		lua_pop(L, 1);
 	}
-	s->next_table = luaL_ref(L, LUA_REGISTRYINDEX);
+	s->next.table = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
 }
 
-static void unref_all(lua_State *L, int *ops, int *table)
+/* Drops code's references; clearing references never allocates. */
+static void unref_code(lua_State *L, struct luafs_code *code)
 {
 	int i;
 
 	for (i = 0; i < OP_COUNT; i++) {
-		luaL_unref(L, LUA_REGISTRYINDEX, ops[i]);
-		ops[i] = LUA_NOREF;
+		luaL_unref(L, LUA_REGISTRYINDEX, code->ops[i]);
+		code->ops[i] = LUA_NOREF;
 	}
-	luaL_unref(L, LUA_REGISTRYINDEX, *table);
-	*table = LUA_NOREF;
+	luaL_unref(L, LUA_REGISTRYINDEX, code->table);
+	code->table = LUA_NOREF;
+	code->generation = 0;
 }
 
 static char *error_text(lua_State *L)
@@ -483,14 +491,14 @@ int luafs_state_prepare(struct luafs_state *s, lua_Hook hook, char **err)
 	lua_State *L = s->L;
 	int top = lua_gettop(L), res;
 
-	s->next_generation = luafs_host.generation + 1;
+	s->next.generation = luafs_host.generation + 1;
 	lua_sethook(L, hook, LUA_MASKCOUNT, 10000);
 	lua_pushcfunction(L, reload_script);
 	lua_pushlightuserdata(L, s);
 	res = lua_pcall(L, 1, 0, 0);
 	lua_sethook(L, NULL, 0, 0);
 	/* The key exists: setting it cannot raise a memory error. */
-	set_generation(L, s->generation);
+	set_generation(L, s->code.generation);
 	if (res == LUA_OK)
 		return 0;
 	*err = error_text(L);
@@ -510,8 +518,7 @@ void luafs_state_discard(struct luafs_state *s)
 			  "of state %d: %s", s->index + 1,
 			  lua_tostring(s->L, -1));
 	lua_settop(s->L, top);
-	unref_all(s->L, s->next_ops, &s->next_table);
-	s->next_generation = 0;
+	unref_code(s->L, &s->next);
 }
 
 /*
@@ -523,17 +530,13 @@ static void switch_code(struct luafs_state *s)
 {
 	int i;
 
-	unref_all(s->L, s->ops, &s->table);
-	for (i = 0; i < OP_COUNT; i++) {
-		s->ops[i] = s->next_ops[i];
-		s->next_ops[i] = LUA_NOREF;
-	}
-	s->table = s->next_table;
-	s->next_table = LUA_NOREF;
-	s->portable = s->next_portable;
-	s->generation = s->next_generation;
-	s->next_generation = 0;
-	set_generation(s->L, s->generation);
+	unref_code(s->L, &s->code);
+	s->code = s->next;
+	for (i = 0; i < OP_COUNT; i++)
+		s->next.ops[i] = LUA_NOREF;
+	s->next.table = LUA_NOREF;
+	s->next.generation = 0;
+	set_generation(s->L, s->code.generation);
 	lua_pushnil(s->L);
 	lua_rawsetp(s->L, LUA_REGISTRYINDEX, &dropped_modules_key);
 }
@@ -552,9 +555,9 @@ void luafs_pool_publish(int ok)
 	source_free();
 }
 
+/* Only reached by a bug of the host: every use of a state is protected. */
 static int state_panic(lua_State *L)
 {
-	luafs_call_recover(L);
 	luafs_log(LOG_CRIT, "unprotected Lua error: %s", lua_tostring(L, -1));
 	abort();
 }
@@ -578,11 +581,13 @@ static int state_load(struct luafs_state *s, int index, int generation,
 	int i;
 
 	s->index = index;
-	s->generation = generation;
-	s->next_generation = 0;
 	for (i = 0; i < OP_COUNT; i++)
-		s->ops[i] = s->next_ops[i] = LUA_NOREF;
-	s->table = s->next_table = LUA_NOREF;
+		s->code.ops[i] = s->next.ops[i] = LUA_NOREF;
+	s->code.table = s->next.table = LUA_NOREF;
+	s->code.generation = generation;
+	s->next.generation = 0;
+	luafs_host_alloc = luafs_heap_alloc;
+	luafs_host_metatables = luafs_heap_metatables;
 	s->heap = luafs_heap_new();
 	s->L = s->heap ? lua_newstate(luafs_heap_alloc, s->heap) : NULL;
 	if (s->L == NULL) {
@@ -669,7 +674,7 @@ int luafs_pool_open(int n)
 	}
 	source_free();
 	for (op = 0; op < OP_COUNT; op++)
-		if (luafs_host.states[0].ops[op] != LUA_NOREF)
+		if (luafs_host.states[0].code.ops[op] != LUA_NOREF)
 			luafs_host.present |= UINT64_C(1) << op;
 	return 0;
 oom:
@@ -700,8 +705,8 @@ static struct luafs_state *state_of_thread(pid_t tid)
 	int i;
 
 	for (i = 0; tid != 0 && i < luafs_host.nstates; i++)
-		if (__atomic_load_n(&all[i].busy, __ATOMIC_RELAXED) &&
-		    __atomic_load_n(&all[i].owner, __ATOMIC_RELAXED) == tid)
+		if (__atomic_load_n(&all[i].pool.busy, __ATOMIC_RELAXED) &&
+		    __atomic_load_n(&all[i].pool.owner, __ATOMIC_RELAXED) == tid)
 			return &all[i];
 	return NULL;
 }
@@ -716,9 +721,9 @@ static struct luafs_state *least_loaded_free(void)
 	int i, load, best = INT_MAX;
 
 	for (i = 0; i < luafs_host.nstates; i++) {
-		if (__atomic_load_n(&all[i].busy, __ATOMIC_RELAXED))
+		if (__atomic_load_n(&all[i].pool.busy, __ATOMIC_RELAXED))
 			continue;
-		load = __atomic_load_n(&all[i].nhandles, __ATOMIC_RELAXED);
+		load = __atomic_load_n(&all[i].pool.nhandles, __ATOMIC_RELAXED);
 		if (load < best) {
 			best = load;
 			s = &all[i];
@@ -751,7 +756,7 @@ static int try_claim(struct luafs_state *s)
 {
 	int free_ = 0;
 
-	return __atomic_compare_exchange_n(&s->busy, &free_, 1, 0,
+	return __atomic_compare_exchange_n(&s->pool.busy, &free_, 1, 0,
 					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 }
 
@@ -805,9 +810,9 @@ struct luafs_state *luafs_state_acquire(int index, int from_request)
 
 	if (s == NULL && (s = acquire_waiting(index, from_request)) == NULL)
 		return NULL;
-	assert(s->owner == 0);
-	__atomic_store_n(&s->owner, luafs_tid(), __ATOMIC_RELAXED);
-	if (s->next_generation != 0 && s->next_generation <=
+	assert(s->pool.owner == 0);
+	__atomic_store_n(&s->pool.owner, luafs_tid(), __ATOMIC_RELAXED);
+	if (s->next.generation != 0 && s->next.generation <=
 	    __atomic_load_n(&luafs_host.generation, __ATOMIC_ACQUIRE))
 		switch_code(s);
 	return s;
@@ -815,9 +820,9 @@ struct luafs_state *luafs_state_acquire(int index, int from_request)
 
 void luafs_state_release(struct luafs_state *s)
 {
-	assert(s->busy && s->owner == luafs_tid());
-	__atomic_store_n(&s->owner, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->busy, 0, __ATOMIC_SEQ_CST);
+	assert(s->pool.busy && s->pool.owner == luafs_tid());
+	__atomic_store_n(&s->pool.owner, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->pool.busy, 0, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&luafs_host.waiters, __ATOMIC_SEQ_CST) > 0) {
 		pthread_mutex_lock(&luafs_host.pool_lock);
 		pthread_cond_broadcast(&luafs_host.pool_free);

@@ -325,41 +325,20 @@ static void check_fields(lua_State *L, const struct layout *lay, int idx,
 
 #define STAT_MT "luafs.Stat"
 
-/*
- * A luafs.Stat is told from other userdata by its size and a tag, which
- * costs a fraction of a metatable comparison on every getattr; only C code
- * can make a userdata, and none but this file makes one with the tag.
- */
-#define STAT_TAG UINT64_C(0x6c75616673537461)	/* "luafsSta" */
+static const struct luafs_type stat_type = { STAT_MT, LUAFS_T_STAT };
 
-struct statud {
-	uint64_t tag;
-	struct stat st;
-};
-
-/* Registry keys: the metatable, and the table from names to fields. */
-static const char stat_mt_key;
+/* Registry key of the table from names to fields. */
 static const char stat_index_key;
 
 struct stat *luafs_test_stat(lua_State *L, int idx)
 {
-	struct statud *u;
-
-	/* NULL but for userdata; a light one has no length. */
-	if ((u = lua_touserdata(L, idx)) == NULL ||
-	    lua_rawlen(L, idx) != sizeof(*u))
-		return NULL;
-	return u->tag == STAT_TAG ? &u->st : NULL;
+	return luafs_testudata(L, idx, &stat_type);
 }
 
 /* The metamethods' first argument, which a script may get wrong. */
 static struct stat *check_stat_arg(lua_State *L)
 {
-	struct stat *st = luafs_test_stat(L, 1);
-
-	if (st == NULL)
-		luaL_typeerror(L, 1, STAT_MT);
-	return st;
+	return luafs_checkudata(L, 1, &stat_type);
 }
 
 /* The field that the key at idx names, or -1. */
@@ -460,21 +439,17 @@ static int stat_tostring(lua_State *L)
 static int stat_new(lua_State *L)
 {
 	struct stat *from = luafs_test_stat(L, 1), *st;
-	struct statud *u;
 
 	if (!lua_isnoneornil(L, 1) && from == NULL)
 		luaL_checktype(L, 1, LUA_TTABLE);
-	u = lua_newuserdatauv(L, sizeof(*u), 0);
-	u->tag = STAT_TAG;
-	st = &u->st;
+	st = lua_newuserdatauv(L, sizeof(*st), 0);
 	if (from)
 		*st = *from;
 	else if (lua_istable(L, 1))
 		check_fields(L, &stat_layout, 1, st, sizeof(*st));
 	else
 		memset(st, 0, sizeof(*st));
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &stat_mt_key);
-	lua_setmetatable(L, -2);
+	luafs_setmetatable(L, &stat_type);
 	return 1;
 }
 
@@ -489,9 +464,9 @@ void luafs_stat_open(lua_State *L)
 	};
 	unsigned i;
 
-	luaL_newmetatable(L, STAT_MT);
+	luafs_newmetatable(L, &stat_type);
 	luaL_setfuncs(L, meta, 0);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &stat_mt_key);
+	lua_pop(L, 1);
 	lua_createtable(L, 0, NSTAT);
 	for (i = 0; i < NSTAT; i++) {
 		lua_pushinteger(L, i + 1);

@@ -30,6 +30,8 @@ it there.
 
 #define DIR_MT "luafs.Dir"
 
+static const struct luafs_type dir_type = { DIR_MT, LUAFS_T_DIR };
+
 /* Failures */
 
 /*
@@ -228,9 +230,11 @@ static void scratch_trim(struct scratch *s)
 
 #define SCRATCH_MT "luafs.sys scratch"
 
+static const struct luafs_type scratch_type = { SCRATCH_MT, LUAFS_T_SCRATCH };
+
 static int scratch_gc(lua_State *L)
 {
-	struct scratch *s = luaL_checkudata(L, 1, SCRATCH_MT);
+	struct scratch *s = luafs_checkudata(L, 1, &scratch_type);
 
 	free(s->p);
 	s->p = NULL;
@@ -1423,7 +1427,7 @@ struct ldir {
 
 static DIR *checkdir(lua_State *L)
 {
-	struct ldir *d = luaL_checkudata(L, 1, DIR_MT);
+	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
 
 	if (!d->dir)
 		luaL_error(L, "closed " DIR_MT);
@@ -1432,7 +1436,7 @@ static DIR *checkdir(lua_State *L)
 
 DIR *luafs_test_dir(lua_State *L, int idx)
 {
-	struct ldir *d = luaL_testudata(L, idx, DIR_MT);
+	struct ldir *d = luafs_testudata(L, idx, &dir_type);
 
 	if (d && !d->dir)
 		luaL_error(L, "closed " DIR_MT);
@@ -1456,7 +1460,7 @@ static struct ldir *newdir(lua_State *L)
 	struct ldir *d = lua_newuserdatauv(L, sizeof *d, 0);
 
 	d->dir = NULL;
-	luaL_setmetatable(L, DIR_MT);
+	luafs_setmetatable(L, &dir_type);
 	return d;
 }
 
@@ -1606,13 +1610,13 @@ static int dir_close(lua_State *L)
 
 static int dir_gc(lua_State *L)
 {
-	dir_release(luaL_checkudata(L, 1, DIR_MT));
+	dir_release(luafs_checkudata(L, 1, &dir_type));
 	return 0;
 }
 
 static int dir_tostring(lua_State *L)
 {
-	struct ldir *d = luaL_checkudata(L, 1, DIR_MT);
+	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
 
 	if (d->dir)
 		lua_pushfstring(L, DIR_MT " (%p)", (void *)d->dir);
@@ -2221,7 +2225,7 @@ int luafs_open_sys(lua_State *L)
 {
 	struct scratch *s;
 
-	if (luaL_newmetatable(L, DIR_MT)) {
+	if (luafs_newmetatable(L, &dir_type)) {
 		luaL_setfuncs(L, dir_meta, 0);
 		luaL_newlib(L, dir_methods);
 		lua_setfield(L, -2, "__index");
@@ -2232,7 +2236,7 @@ int luafs_open_sys(lua_State *L)
 	s = lua_newuserdatauv(L, sizeof *s, 0);
 	s->p = NULL;
 	s->cap = 0;
-	if (luaL_newmetatable(L, SCRATCH_MT)) {
+	if (luafs_newmetatable(L, &scratch_type)) {
 		lua_pushcfunction(L, scratch_gc);
 		lua_setfield(L, -2, "__gc");
 	}
