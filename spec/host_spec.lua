@@ -198,10 +198,12 @@ describe("luafs", function()
       end
     end)
 
-    it("--help matches luafs(1) OPTIONS, and libfuse's operations are bound and documented", function()
+    it("--help matches luafs(1) OPTIONS, libfuse's operations are bound and documented,"
+      .. " and so is the Lua API", function()
       local code, out = H.shell(q(H.root .. "/scripts/check-docs") .. " --luafs " .. q(H.host))
       assert.are.equal(0, code, out)
-      assert.truthy(out:find("^check%-docs: 22 options and 42 operations documented\n$"), out)
+      assert.truthy(out:find("^check%-docs: 22 options, 42 operations and %d+ names of the Lua API"
+        .. " documented\n$"), out)
     end)
 
     it("-V and --version print the luafs, Lua and libfuse versions", function()
@@ -317,6 +319,7 @@ describe("luafs", function()
     local man3 = H.read(H.root .. "/man/luafs.3")
     local header = H.read(H.root .. "/src/luafs.h")
     local fuse_h = H.read("/usr/include/fuse3/fuse.h")
+    local fileinfo_c = H.read(H.root .. "/src/fileinfo.c")
 
     it("fails when an option of --help is missing from luafs(1)", function()
       local text, n = man1:gsub("%.TP\n%.B noreload\n.-\n(%.TP\n)", "%1")
@@ -366,6 +369,36 @@ describe("luafs", function()
       local code, out = check_with("man3", text)
       assert.are.equal(1, code, out)
       assert.truthy(out:find("operation fsyncdir is not documented in luafs(3) OPERATIONS", 1, true), out)
+    end)
+
+    it("fails when a function of luafs.sys has no entry in luafs(3), or an entry names none", function()
+      local text, n = man3:gsub('"%), fdopendir%(" fd %)', '"), fd_opendir(" fd )')
+      assert.are.equal(1, n)
+      local code, out = check_with("man3", text)
+      assert.are.equal(1, code, out)
+      assert.are.equal("check-docs: luafs(3) LUAFS.SYS has an entry for luafs.sys.fd_opendir, which luafs"
+        .. " does not have\ncheck-docs: luafs.sys.fdopendir has no entry in luafs(3) LUAFS.SYS\n", out)
+    end)
+
+    it("fails when a function of the luafs module or a method has no entry in luafs(3)", function()
+      local text, n = man3:gsub("\n%.TP\n%.B luafs%.generation%(%)\n", "\n.TP\n.B luafs.generations()\n")
+      assert.are.equal(1, n)
+      local n2
+      text, n2 = text:gsub("\n%.TP\n%.B ph:destroy%(%)\n", "\n.TP\n.B ph.destroy()\n")
+      assert.are.equal(1, n2)
+      local code, out = check_with("man3", text)
+      assert.are.equal(1, code, out)
+      assert.truthy(out:find("luafs.generation has no entry in luafs(3) THE LUAFS MODULE\n", 1, true), out)
+      assert.truthy(out:find("luafs.PollHandle method destroy has no entry in luafs(3) POLL HANDLES\n",
+        1, true), out)
+    end)
+
+    it("fails when a field of FileInfo has no entry in luafs(3)", function()
+      local text, n = fileinfo_c:gsub('"poll_events", NULL', '"poll_events", "backing_id", NULL')
+      assert.are.equal(1, n)
+      local code, out = check_with("fileinfo-c", text)
+      assert.are.equal(1, code, out)
+      assert.are.equal("check-docs: luafs.FileInfo field backing_id has no entry in luafs(3) FILE INFO\n", out)
     end)
   end)
 end)

@@ -110,9 +110,6 @@ Limits:
 local luafs = require "luafs"
 
 local sys = luafs.sys
--- fd_of and getattr call it for every request on an open file: an
--- upvalue, not a lookup in _ENV.
-local type = type
 local BufVec = luafs.BufVec
 local shared = luafs.shared
 
@@ -147,13 +144,14 @@ local guard = setmetatable({}, { __gc = function() sys.close(rootfd) end })
 
 local AS_ROOT = sys.geteuid() == 0
 
--- rel[path]: "/a/b" -> "a/b", "/" -> ".". A table lookup rather than a
--- function: the same paths come back request after request (a stat(2) is a
--- lookup and a getattr), and indexing a table costs a fraction of a call to
--- string.sub. New paths are worked out by __index and remembered; the memo
--- starts afresh every 4096 of them, so it stays small. A name too long for
--- a system call has no entry: rel[path] is nil, and the operation takes
--- the long way (far).
+--[[ rel[path]: the name of path relative to the root, "/a/b" -> "a/b",
+"/" -> "."; nil when it is too long for a system call, and the operation
+takes the long way (far). A table that remembers what it worked out rather
+than a function, because the same paths come back request after request (a
+stat(2) is a lookup and a getattr, an ls -l one of each per name): a table
+lookup is cheaper than a call that makes the string again, a difference a
+stat-heavy user sees too. It starts afresh every 4096 names, so it stays
+small. ]]
 local MEMO = 4096
 local rel, named = {}, 0
 setmetatable(rel, {
@@ -239,10 +237,9 @@ end
 another user would otherwise belong to root. Returns the uid and gid to give
 name in dirfd (-1 keeps one as it is), or nothing when there is nothing to
 change. ]]
-local ctx_buf = {} -- luafs.context fills it: no table per file made
 local function new_owner(dirfd, name)
   if not AS_ROOT then return end
-  local ctx = luafs.context(ctx_buf)
+  local ctx = luafs.context()
   local uid, gid = ctx.uid, ctx.gid
   if uid == 0 and gid == 0 then return end
   -- In a set-group-ID directory the new file has the directory's group.
@@ -299,23 +296,17 @@ end
 
 -- Attributes ---------------------------------------------------------------
 
--- The host copies what getattr returns at once, so one luafs.Stat serves
--- every call of this state; filling it costs a memcpy, a table sixteen
--- field stores.
+-- getattr is the most frequent request, and the host copies what it
+-- returns at once: so one luafs.Stat, which the stat calls fill in place,
+-- serves every call of this state instead of a new table of sixteen
+-- fields each time (see luafs(3), STAT TABLES).
 local st_buf = luafs.Stat()
-local fstat, fstatat = sys.fstat, sys.fstatat
 
--- fd_of inlined: the kernel asks for the attributes of an open file
--- before each of its reads when attr_timeout is 0.
 function fs.getattr(path, fi)
-  if fi then
-    local h = fi.fh
-    if type(h) == "table" then h = h.fd end
-    return fstat(h, st_buf)
-  end
+  if fi then return sys.fstat(fd_of(fi), st_buf) end
   local name = rel[path]
-  if name then return fstatat(rootfd, name, AT_SYMLINK_NOFOLLOW, st_buf) end
-  return far(path, fstatat, AT_SYMLINK_NOFOLLOW, st_buf)
+  if name then return sys.fstatat(rootfd, name, AT_SYMLINK_NOFOLLOW, st_buf) end
+  return far(path, sys.fstatat, AT_SYMLINK_NOFOLLOW, st_buf)
 end
 
 function fs.access(path, mask)
