@@ -661,9 +661,10 @@ describe("a getattr that is only sys.lstat", function()
   end)
 end)
 
--- inotify: the descriptor that scripts watch for changes of files.  It
--- queues an event inside the system call that causes it, so a
--- non-blocking read right after the call sees it.
+-- inotify and timerfd: the descriptors that scripts watch for background
+-- work.  inotify queues an event inside the system call that causes it,
+-- so a non-blocking read right after the call sees it; timers are waited
+-- for with a blocking read of another timer, never by sleeping.
 
 -- The flags of an open descriptor of this process, as the kernel shows
 -- them (O_CLOEXEC included), and the rest of what it shows.
@@ -863,5 +864,105 @@ describe("luafs.sys inotify", function()
       raised(function() local r = sys.inotify_rm_watch(fd, nil); return r end))
     assert.matches("bad argument #1 to 'inotify_read' %(number expected, got table%)",
       raised(function() local r = sys.inotify_read({}); return r end))
+  end)
+end)
+
+describe("luafs.sys timerfd", function()
+  local fds
+
+  before_each(function() fds = {} end)
+  after_each(function()
+    for _, fd in ipairs(fds) do sys.close(fd) end
+  end)
+
+  local function timer(...)
+    local fd = assert(sys.timerfd_create(...))
+    fds[#fds + 1] = fd
+    return fd
+  end
+
+  it("counts the expirations of a periodic timer, waiting on a one-shot one", function()
+    local tick = timer(luafs.CLOCK_MONOTONIC, luafs.TFD_NONBLOCK)
+    local alarm = timer()
+    fails("EAGAIN", "read", sys.timerfd_read, tick) -- not armed
+    assert(sys.timerfd_settime(tick, 0.001, 0.001))
+    assert(sys.timerfd_settime(alarm, 0.05, 0))
+    -- armed, so that the blocking read below cannot wait forever
+    local left, interval = sys.timerfd_gettime(alarm)
+    assert.is_true(left > 0 and left <= 0.05, left)
+    assert.are.equal(0, interval)
+    assert.are.equal(1, sys.timerfd_read(alarm))
+    -- tick was armed first and fires every millisecond: 50 of them at least
+    local n = assert(sys.timerfd_read(tick))
+    assert.are.equal("integer", math.type(n))
+    assert.is_true(n >= 50, n)
+    -- a one-shot timer that fired is disarmed
+    assert.same({ 0, 0 }, { sys.timerfd_gettime(alarm) })
+  end)
+
+  it("arms with fractions of a second, disarms with 0, and takes absolute times", function()
+    local fd = timer(luafs.CLOCK_REALTIME, luafs.TFD_NONBLOCK | luafs.TFD_CLOEXEC)
+    -- 2.3 is a hair under 2.3 as a double: rounded to the nanosecond, not cut
+    assert(sys.timerfd_settime(fd, 1000.5, 2.3))
+    local left, interval = sys.timerfd_gettime(fd)
+    assert.is_true(left > 999 and left <= 1000.5, left)
+    assert.are.equal(2.3, interval)
+    fails("EAGAIN", "read", sys.timerfd_read, fd)
+    assert(sys.timerfd_settime(fd, 0, 0))
+    assert.same({ 0, 0 }, { sys.timerfd_gettime(fd) })
+    -- absolute: a time of day 1000 s ahead is 1000 s away
+    local s, ns = sys.clock_gettime()
+    assert(sys.timerfd_settime(fd, s + ns / 1e9 + 1000, 0, luafs.TFD_TIMER_ABSTIME))
+    left = sys.timerfd_gettime(fd)
+    assert.is_true(left > 999 and left <= 1000, left)
+    -- and one in the past has expired already (a blocking read waits for
+    -- the kernel's timer interrupt to count it)
+    local blocking = timer(luafs.CLOCK_REALTIME)
+    assert(sys.timerfd_settime(blocking, s - 1, 0, luafs.TFD_TIMER_ABSTIME))
+    assert.are.equal(1, sys.timerfd_read(blocking))
+    -- whole seconds stay whole, up to the kernel's limit of 292 years
+    assert(sys.timerfd_settime(fd, 1 << 33, 0))
+    left = sys.timerfd_gettime(fd)
+    assert.is_true(left > (1 << 33) - 2 and left <= 1 << 33, left)
+  end)
+
+  it("closes on exec and runs on CLOCK_MONOTONIC by default", function()
+    local fd = timer()
+    local flags, text = fdinfo(fd)
+    assert.are.equal(luafs.O_CLOEXEC, flags & (luafs.O_CLOEXEC | luafs.O_NONBLOCK))
+    assert.are.equal(luafs.CLOCK_MONOTONIC, tonumber(text:match("clockid:%s*(%d+)")))
+    local rt = timer(luafs.CLOCK_REALTIME, 0)
+    flags, text = fdinfo(rt)
+    assert.are.equal(0, flags & (luafs.O_CLOEXEC | luafs.O_NONBLOCK))
+    assert.are.equal(luafs.CLOCK_REALTIME, tonumber(text:match("clockid:%s*(%d+)")))
+  end)
+
+  it("fails in the shape nil, message, errno", function()
+    fails("EINVAL", "timerfd_create", sys.timerfd_create, 12345)
+    fails("EINVAL", "timerfd_create", sys.timerfd_create, luafs.CLOCK_MONOTONIC, luafs.O_RDWR)
+    fails("EBADF", "timerfd_settime", sys.timerfd_settime, 9999, 1, 0)
+    fails("EBADF", "timerfd_gettime", sys.timerfd_gettime, 9999)
+    fails("EBADF", "read", sys.timerfd_read, 9999)
+    fails("EINVAL", "timerfd_settime", sys.timerfd_settime, timer(), 1, 0, 12345)
+    -- a descriptor that is not a timer: its bytes are not a count
+    local null = assert(sys.open("/dev/null", luafs.O_RDONLY))
+    fds[#fds + 1] = null
+    fails("EINVAL", "read", sys.timerfd_read, null)
+  end)
+
+  it("raises for bad arguments, naming the function", function()
+    local fd = timer()
+    assert.matches("bad argument #1 to 'timerfd_create' %(number expected, got string%)",
+      raised(function() local r = sys.timerfd_create("monotonic"); return r end))
+    for _, bad in ipairs { -1, 0 / 0, math.huge, 1e300 } do
+      assert.matches("bad argument #2 to 'timerfd_settime' %(out of range%)",
+        raised(function() local r = sys.timerfd_settime(fd, bad, 0); return r end))
+      assert.matches("bad argument #3 to 'timerfd_settime' %(out of range%)",
+        raised(function() local r = sys.timerfd_settime(fd, 1, bad); return r end))
+    end
+    assert.matches("bad argument #3 to 'timerfd_settime' %(number expected, got no value%)",
+      raised(function() local r = sys.timerfd_settime(fd, 1); return r end))
+    assert.matches("bad argument #1 to 'timerfd_read' %(number expected, got nil%)",
+      raised(function() local r = sys.timerfd_read(nil); return r end))
   end)
 end)

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/timerfd.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 struct constant {
@@ -822,6 +824,28 @@ static const struct constant constants[] = {
 #endif
 #ifdef IN_CLOEXEC
 	K(IN_CLOEXEC),
+#endif
+	/* timerfd_create(2) */
+#ifdef CLOCK_REALTIME
+	K(CLOCK_REALTIME),
+#endif
+#ifdef CLOCK_MONOTONIC
+	K(CLOCK_MONOTONIC),
+#endif
+#ifdef CLOCK_BOOTTIME
+	K(CLOCK_BOOTTIME),
+#endif
+#ifdef TFD_NONBLOCK
+	K(TFD_NONBLOCK),
+#endif
+#ifdef TFD_CLOEXEC
+	K(TFD_CLOEXEC),
+#endif
+#ifdef TFD_TIMER_ABSTIME
+	K(TFD_TIMER_ABSTIME),
+#endif
+#ifdef TFD_TIMER_CANCEL_ON_SET
+	K(TFD_TIMER_CANCEL_ON_SET),
 #endif
 	/* fuse_common.h: struct fuse_conn_info capable and want */
 #ifdef FUSE_CAP_ASYNC_READ

@@ -25,6 +25,7 @@ it there.
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/statvfs.h>
+#include <sys/timerfd.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -2075,14 +2076,14 @@ static int sys_strerror(lua_State *L)
 	return 1;
 }
 
-/* Watches */
+/* Watches and timers */
 
 /*
- * What an inotify descriptor gives is checked before it is used: any
- * descriptor may be passed, and the bytes of another kind of file are not
- * events.  read(2) of an inotify descriptor never returns 0 or a part of
- * an event, so such a read fails as EINVAL, the error read(2) gives for an
- * object unsuitable for reading.
+ * What inotify and timerfd descriptors give is checked before it is used:
+ * any descriptor may be passed, and the bytes of another kind of file are
+ * not events or a count.  Their read(2) never returns 0 bytes, nor part
+ * of an event or of a count, so such a read fails as EINVAL, the error
+ * read(2) gives for an object unsuitable for reading.
  */
 static int notread(lua_State *L)
 {
@@ -2249,6 +2250,133 @@ static int sys_inotify_read(lua_State *L)
 	return 1;
 }
 
+/***
+Create a timer that a descriptor reports, disarmed.
+@function timerfd_create
+@int[opt=CLOCK_MONOTONIC] clock `CLOCK_MONOTONIC`, `CLOCK_REALTIME` or
+`CLOCK_BOOTTIME`
+@int[opt=TFD_CLOEXEC] flags `TFD_NONBLOCK`, `TFD_CLOEXEC`, or 0; flags
+that are given replace the default
+@treturn[1] int file descriptor
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see timerfd_create(2)
+*/
+static int sys_timerfd_create(lua_State *L)
+{
+	int clock = optint(L, 1, CLOCK_MONOTONIC);
+	int fd = timerfd_create(clock, optint(L, 2, TFD_CLOEXEC));
+
+	if (fd == -1)
+		return fail(L, "timerfd_create");
+	lua_pushinteger(L, fd);
+	return 1;
+}
+
+/* Seconds, which may have a fraction, rounded to the nanosecond. */
+static void checkseconds(lua_State *L, int arg, struct timespec *ts)
+{
+	lua_Number secs = luaL_checknumber(L, arg);
+	lua_Integer whole = 0;
+	long nsec;
+
+	/* Also refuses NaN, for which every comparison is false. */
+	luaL_argcheck(L, secs >= 0 && lua_numbertointeger(secs, &whole), arg,
+		      "out of range");
+	nsec = (long)((secs - (lua_Number)whole) * 1e9 + 0.5);
+	if (nsec == 1000000000) {
+		whole++;
+		nsec = 0;
+	}
+	ts->tv_sec = (time_t)whole;
+	ts->tv_nsec = nsec;
+}
+
+static void pushseconds(lua_State *L, const struct timespec *ts)
+{
+	lua_pushnumber(L, (lua_Number)ts->tv_sec +
+			  (lua_Number)ts->tv_nsec / 1e9);
+}
+
+/***
+Arm or disarm a timer.
+@function timerfd_settime
+@int fd timer descriptor
+@number initial seconds to the first expiration (may have a fraction), or
+with `TFD_TIMER_ABSTIME` the time of the timer's clock it expires at; 0
+disarms the timer
+@number interval seconds between later expirations; 0 for one only
+@int[opt=0] flags `TFD_TIMER_ABSTIME`, `TFD_TIMER_CANCEL_ON_SET`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see timerfd_settime(2)
+*/
+static int sys_timerfd_settime(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	struct itimerspec its;
+	int flags;
+
+	checkseconds(L, 2, &its.it_value);
+	checkseconds(L, 3, &its.it_interval);
+	flags = optint(L, 4, 0);
+	if (timerfd_settime(fd, flags, &its, NULL) == -1)
+		return fail(L, "timerfd_settime");
+	return ok(L);
+}
+
+/***
+The time to a timer's next expiration, and its interval.
+@function timerfd_gettime
+@int fd timer descriptor
+@treturn[1] number seconds to the next expiration, 0 when disarmed
+@treturn[1] number interval in seconds
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see timerfd_gettime(2)
+*/
+static int sys_timerfd_gettime(lua_State *L)
+{
+	struct itimerspec its;
+
+	if (timerfd_gettime(checkint(L, 1), &its) == -1)
+		return fail(L, "timerfd_gettime");
+	pushseconds(L, &its.it_value);
+	pushseconds(L, &its.it_interval);
+	return 2;
+}
+
+/***
+How often a timer expired since it was armed or last read.
+Blocks until it expires unless the descriptor is non-blocking.
+@function timerfd_read
+@int fd timer descriptor
+@treturn[1] int expirations, at least 1
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno (`EAGAIN` when a non-blocking timer has not
+expired, `ECANCELED` when `TFD_TIMER_CANCEL_ON_SET` saw the clock set,
+`EINVAL` when fd is not a timer)
+@see timerfd_create(2)
+*/
+static int sys_timerfd_read(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	uint64_t count;
+	ssize_t n = read(fd, &count, sizeof count);
+
+	if (n == -1)
+		return fail(L, "read");
+	if (n != sizeof count)
+		return notread(L);
+	lua_pushinteger(L, (lua_Integer)count);
+	return 1;
+}
+
 static const luaL_Reg sys_funcs[] = {
 	{ "lstat", sys_lstat },
 	{ "stat", sys_stat },
@@ -2322,6 +2450,10 @@ static const luaL_Reg sys_funcs[] = {
 	{ "inotify_add_watch", sys_inotify_add_watch },
 	{ "inotify_rm_watch", sys_inotify_rm_watch },
 	{ "inotify_read", sys_inotify_read },
+	{ "timerfd_create", sys_timerfd_create },
+	{ "timerfd_settime", sys_timerfd_settime },
+	{ "timerfd_gettime", sys_timerfd_gettime },
+	{ "timerfd_read", sys_timerfd_read },
 	{ NULL, NULL }
 };
 
