@@ -806,10 +806,14 @@ describe("luafs.sys inotify", function()
     end
     assert.is_true(reads > 1, "one read took the whole queue")
     assert.are.equal(max + 1, #events)
+    assert.same({ "IN_OPEN -", "IN_CLOSE_NOWRITE -" }, summaries { events[1], events[2] })
+    local odd = {}
     for i = 1, max do
-      assert.are.equal(wd, events[i].wd)
-      assert.are.equal(i % 2 == 1 and "IN_OPEN -" or "IN_CLOSE_NOWRITE -", summary(events[i]))
+      local ev = events[i]
+      local mask = i % 2 == 1 and IN.OPEN or IN.CLOSE_NOWRITE
+      if ev.wd ~= wd or ev.mask ~= mask or ev.cookie ~= 0 or ev.name then odd[#odd + 1] = i end
     end
+    assert.same({}, odd)
     local last = events[max + 1]
     assert.same({ wd = -1, mask = IN.Q_OVERFLOW, cookie = 0, IN_Q_OVERFLOW = true }, last)
   end)
