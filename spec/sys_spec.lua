@@ -689,3 +689,313 @@ describe("a getattr that is only sys.lstat", function()
     assert.are.equal("f", sys.readlink(fs:path("s")))
   end)
 end)
+
+-- inotify and timerfd: the descriptors that scripts watch for background
+-- work.  inotify queues an event inside the system call that causes it,
+-- so a non-blocking read right after the call sees it; timers are waited
+-- for with a blocking read of another timer, never by sleeping.
+
+-- The flags of an open descriptor of this process, as the kernel shows
+-- them (O_CLOEXEC included), and the rest of what it shows.
+local function fdinfo(fd)
+  local text = assert(H.read("/proc/self/fdinfo/" .. fd))
+  return tonumber(text:match("flags:%s*(%d+)"), 8), text
+end
+
+-- The error a call raises, when it is called by name (not through pcall,
+-- which hides the name).
+local function raised(f)
+  local ok, err = pcall(f)
+  assert.is_false(ok, "no error")
+  return tostring(err)
+end
+
+describe("luafs.sys inotify", function()
+  local IN = setmetatable({}, { __index = function(_, k) return assert(luafs["IN_" .. k], k) end })
+  -- Every bit that an event can carry, in the order of their values.
+  local BITS = { "IN_ACCESS", "IN_MODIFY", "IN_ATTRIB", "IN_CLOSE_WRITE", "IN_CLOSE_NOWRITE",
+    "IN_OPEN", "IN_MOVED_FROM", "IN_MOVED_TO", "IN_CREATE", "IN_DELETE", "IN_DELETE_SELF",
+    "IN_MOVE_SELF", "IN_UNMOUNT", "IN_Q_OVERFLOW", "IN_IGNORED", "IN_ISDIR" }
+  local d, fd
+
+  before_each(function()
+    d = H.shm_dir()
+    fd = assert(sys.inotify_init1(IN.NONBLOCK | IN.CLOEXEC))
+  end)
+  after_each(function()
+    if fd then sys.close(fd) end
+    H.remove(d)
+  end)
+
+  -- "IN_CREATE|IN_ISDIR name" for an event, after checking that its table
+  -- has only the fields it should and that the bits by name are the mask.
+  local function summary(ev)
+    local names = {}
+    for _, bit in ipairs(BITS) do
+      assert.are.equal(ev.mask & luafs[bit] ~= 0 or nil, ev[bit], bit)
+      if ev[bit] then names[#names + 1] = bit end
+    end
+    for k in pairs(ev) do
+      assert.truthy(k == "wd" or k == "mask" or k == "cookie" or k == "name" or ev.mask & luafs[k] ~= 0, k)
+    end
+    assert.are.equal("integer", math.type(ev.wd))
+    assert.are.equal("integer", math.type(ev.cookie))
+    return table.concat(names, "|") .. " " .. (ev.name or "-")
+  end
+
+  local function summaries(events)
+    local t = {}
+    for i, ev in ipairs(events) do t[i] = summary(ev) end
+    return t
+  end
+
+  it("reads what happens in a directory as event tables, the mask's bits by name", function()
+    local wd = assert(sys.inotify_add_watch(fd, d, IN.ALL_EVENTS))
+    assert.are.equal("integer", math.type(wd))
+    local f = assert(sys.open(d .. "/f", luafs.O_WRONLY | luafs.O_CREAT | luafs.O_EXCL, octal "644"))
+    assert(sys.write(f, "data"))
+    assert(sys.close(f))
+    assert(sys.rename(d .. "/f", d .. "/g"))
+    assert(sys.unlink(d .. "/g"))
+    assert(sys.mkdir(d .. "/sub"))
+    assert(sys.rmdir(d .. "/sub"))
+    local events = assert(sys.inotify_read(fd))
+    assert.same({ "IN_CREATE f", "IN_OPEN f", "IN_MODIFY f", "IN_CLOSE_WRITE f",
+      "IN_MOVED_FROM f", "IN_MOVED_TO g", "IN_DELETE g",
+      "IN_CREATE|IN_ISDIR sub", "IN_DELETE|IN_ISDIR sub" }, summaries(events))
+    for i, ev in ipairs(events) do
+      assert.are.equal(wd, ev.wd, i)
+      if i ~= 5 and i ~= 6 then assert.are.equal(0, ev.cookie, i) end
+    end
+    -- the two halves of the rename share a cookie that no other rename has
+    assert.are_not.equal(0, events[5].cookie)
+    assert.are.equal(events[5].cookie, events[6].cookie)
+    assert(sys.mkdir(d .. "/a"))
+    assert(sys.rename(d .. "/a", d .. "/b"))
+    local again = assert(sys.inotify_read(fd))
+    assert.same({ "IN_CREATE|IN_ISDIR a", "IN_MOVED_FROM|IN_ISDIR a", "IN_MOVED_TO|IN_ISDIR b" },
+      summaries(again))
+    assert.are.equal(again[2].cookie, again[3].cookie)
+    assert.are_not.equal(events[5].cookie, again[2].cookie)
+    fails("EAGAIN", "read", sys.inotify_read, fd)
+  end)
+
+  it("pairs the halves of a move between two watched directories by their cookie", function()
+    assert(sys.mkdir(d .. "/a"))
+    assert(sys.mkdir(d .. "/b"))
+    local wa = assert(sys.inotify_add_watch(fd, d .. "/a", IN.MOVE))
+    local wb = assert(sys.inotify_add_watch(fd, d .. "/b", IN.MOVE))
+    assert.are_not.equal(wa, wb)
+    H.write(d .. "/a/x", "x")
+    assert(sys.rename(d .. "/a/x", d .. "/b/y"))
+    local events = assert(sys.inotify_read(fd))
+    assert.same({ "IN_MOVED_FROM x", "IN_MOVED_TO y" }, summaries(events))
+    assert.same({ wa, wb }, { events[1].wd, events[2].wd })
+    assert.are_not.equal(0, events[1].cookie)
+    assert.are.equal(events[1].cookie, events[2].cookie)
+  end)
+
+  it("watches a file itself, changes a watch's mask, and ends it with IN_IGNORED", function()
+    H.write(d .. "/f", "x")
+    local wd = assert(sys.inotify_add_watch(fd, d .. "/f", IN.ATTRIB))
+    assert.are.equal(wd, sys.inotify_add_watch(fd, d .. "/f", IN.DELETE_SELF | IN.MASK_ADD))
+    assert.truthy(select(2, fdinfo(fd)):find("inotify wd:" .. wd .. " ", 1, true))
+    assert(sys.chmod(d .. "/f", octal "600"))
+    assert.same({ "IN_ATTRIB -" }, summaries(assert(sys.inotify_read(fd))))
+    assert(sys.inotify_rm_watch(fd, wd))
+    local events = assert(sys.inotify_read(fd))
+    assert.same({ "IN_IGNORED -" }, summaries(events))
+    assert.are.equal(wd, events[1].wd)
+    fails("EINVAL", "inotify_rm_watch", sys.inotify_rm_watch, fd, wd)
+    -- the kernel ends a watch itself when its file goes
+    wd = assert(sys.inotify_add_watch(fd, d .. "/f", IN.DELETE_SELF | IN.ONESHOT))
+    assert(sys.unlink(d .. "/f"))
+    events = assert(sys.inotify_read(fd))
+    assert.same({ "IN_DELETE_SELF -", "IN_IGNORED -" }, summaries(events))
+    assert.same({ wd, wd }, { events[1].wd, events[2].wd })
+  end)
+
+  it("reports an overflowing queue as one event with wd -1 and IN_Q_OVERFLOW", function()
+    local max = tonumber(assert(H.read("/proc/sys/fs/inotify/max_queued_events")))
+    H.write(d .. "/f", "x")
+    local wd = assert(sys.inotify_add_watch(fd, d .. "/f", IN.OPEN | IN.CLOSE_NOWRITE))
+    -- opens and closes alternate, so that no event merges with the one before
+    for _ = 1, max // 2 + 1 do
+      assert(sys.close(assert(sys.open(d .. "/f", luafs.O_RDONLY))))
+    end
+    local events, reads = {}, 0
+    while true do
+      local batch, _, err = sys.inotify_read(fd)
+      if not batch then
+        assert.are.equal(luafs.EAGAIN, err)
+        break
+      end
+      reads = reads + 1
+      table.move(batch, 1, #batch, #events + 1, events)
+    end
+    assert.is_true(reads > 1, "one read took the whole queue")
+    assert.are.equal(max + 1, #events)
+    assert.same({ "IN_OPEN -", "IN_CLOSE_NOWRITE -" }, summaries { events[1], events[2] })
+    local odd = {}
+    for i = 1, max do
+      local ev = events[i]
+      local mask = i % 2 == 1 and IN.OPEN or IN.CLOSE_NOWRITE
+      if ev.wd ~= wd or ev.mask ~= mask or ev.cookie ~= 0 or ev.name then odd[#odd + 1] = i end
+    end
+    assert.same({}, odd)
+    local last = events[max + 1]
+    assert.same({ wd = -1, mask = IN.Q_OVERFLOW, cookie = 0, IN_Q_OVERFLOW = true }, last)
+  end)
+
+  it("closes on exec by default, and takes IN_NONBLOCK and IN_CLOEXEC as given", function()
+    local plain = assert(sys.inotify_init1())
+    local flags = fdinfo(plain)
+    assert.are.equal(luafs.O_CLOEXEC, flags & (luafs.O_CLOEXEC | luafs.O_NONBLOCK))
+    sys.close(plain)
+    local nb = assert(sys.inotify_init1(IN.NONBLOCK))
+    flags = fdinfo(nb)
+    assert.are.equal(luafs.O_NONBLOCK, flags & (luafs.O_CLOEXEC | luafs.O_NONBLOCK))
+    fails("EAGAIN", "read", sys.inotify_read, nb)
+    sys.close(nb)
+    assert.are.equal(luafs.O_NONBLOCK | luafs.O_CLOEXEC, fdinfo(fd) & (luafs.O_CLOEXEC | luafs.O_NONBLOCK))
+    -- IN_MOVE and IN_CLOSE are the pairs; IN_ALL_EVENTS has every event
+    assert.are.equal(IN.MOVED_FROM | IN.MOVED_TO, IN.MOVE)
+    assert.are.equal(IN.CLOSE_WRITE | IN.CLOSE_NOWRITE, IN.CLOSE)
+    for i = 1, 12 do assert.are.equal(luafs[BITS[i]], IN.ALL_EVENTS & luafs[BITS[i]], BITS[i]) end
+    for _, k in ipairs { "ONLYDIR", "DONT_FOLLOW", "EXCL_UNLINK", "MASK_ADD", "ONESHOT" } do
+      assert.are.equal("integer", math.type(IN[k]), k)
+    end
+  end)
+
+  it("fails in the shape nil, message, errno", function()
+    local msg = fails("ENOENT", "inotify_add_watch", sys.inotify_add_watch, fd, d .. "/nope", IN.CREATE)
+    assert.truthy(msg:find(d .. "/nope", 1, true), msg)
+    H.write(d .. "/f", "x")
+    fails("ENOTDIR", "inotify_add_watch", sys.inotify_add_watch, fd, d .. "/f", IN.CREATE | IN.ONLYDIR)
+    fails("EINVAL", "inotify_add_watch", sys.inotify_add_watch, fd, d, 0)
+    fails("EINVAL", "inotify_rm_watch", sys.inotify_rm_watch, fd, 12345)
+    fails("EINVAL", "inotify_init1", sys.inotify_init1, luafs.O_RDWR)
+    fails("EBADF", "read", sys.inotify_read, 9999)
+    -- bytes that are not inotify events are refused, never parsed
+    H.write(d .. "/junk", string.rep("\255", 40))
+    local junk = assert(sys.open(d .. "/junk", luafs.O_RDONLY))
+    fails("EINVAL", "read", sys.inotify_read, junk)
+    fails("EINVAL", "read", sys.inotify_read, junk) -- at the end: nothing read
+    sys.close(junk)
+  end)
+
+  it("raises for bad arguments, naming the function", function()
+    assert.matches("bad argument #1 to 'inotify_init1' %(number expected, got string%)",
+      raised(function() local r = sys.inotify_init1("x"); return r end))
+    assert.matches("bad argument #2 to 'inotify_add_watch' %(contains a zero byte%)",
+      raised(function() local r = sys.inotify_add_watch(fd, d .. "\0x", IN.CREATE); return r end))
+    assert.matches("bad argument #3 to 'inotify_add_watch' %(out of range%)",
+      raised(function() local r = sys.inotify_add_watch(fd, d, -1); return r end))
+    assert.matches("bad argument #3 to 'inotify_add_watch' %(number expected, got no value%)",
+      raised(function() local r = sys.inotify_add_watch(fd, d); return r end))
+    assert.matches("bad argument #2 to 'inotify_rm_watch' %(number expected, got nil%)",
+      raised(function() local r = sys.inotify_rm_watch(fd, nil); return r end))
+    assert.matches("bad argument #1 to 'inotify_read' %(number expected, got table%)",
+      raised(function() local r = sys.inotify_read({}); return r end))
+  end)
+end)
+
+describe("luafs.sys timerfd", function()
+  local fds
+
+  before_each(function() fds = {} end)
+  after_each(function()
+    for _, fd in ipairs(fds) do sys.close(fd) end
+  end)
+
+  local function timer(...)
+    local fd = assert(sys.timerfd_create(...))
+    fds[#fds + 1] = fd
+    return fd
+  end
+
+  it("counts the expirations of a periodic timer, waiting on a one-shot one", function()
+    local tick = timer(luafs.CLOCK_MONOTONIC, luafs.TFD_NONBLOCK)
+    local alarm = timer()
+    fails("EAGAIN", "read", sys.timerfd_read, tick) -- not armed
+    assert(sys.timerfd_settime(tick, 0.001, 0.001))
+    assert(sys.timerfd_settime(alarm, 0.05, 0))
+    -- armed, so that the blocking read below cannot wait forever
+    local left, interval = sys.timerfd_gettime(alarm)
+    assert.is_true(left > 0 and left <= 0.05, left)
+    assert.are.equal(0, interval)
+    assert.are.equal(1, sys.timerfd_read(alarm))
+    -- tick was armed first and fires every millisecond: 50 of them at least
+    local n = assert(sys.timerfd_read(tick))
+    assert.are.equal("integer", math.type(n))
+    assert.is_true(n >= 50, n)
+    -- a one-shot timer that fired is disarmed
+    assert.same({ 0, 0 }, { sys.timerfd_gettime(alarm) })
+  end)
+
+  it("arms with fractions of a second, disarms with 0, and takes absolute times", function()
+    local fd = timer(luafs.CLOCK_REALTIME, luafs.TFD_NONBLOCK | luafs.TFD_CLOEXEC)
+    -- 2.3 is a hair under 2.3 as a double: rounded to the nanosecond, not cut
+    assert(sys.timerfd_settime(fd, 1000.5, 2.3))
+    local left, interval = sys.timerfd_gettime(fd)
+    assert.is_true(left > 999 and left <= 1000.5, left)
+    assert.are.equal(2.3, interval)
+    fails("EAGAIN", "read", sys.timerfd_read, fd)
+    assert(sys.timerfd_settime(fd, 0, 0))
+    assert.same({ 0, 0 }, { sys.timerfd_gettime(fd) })
+    -- absolute: a time of day 1000 s ahead is 1000 s away
+    local s, ns = sys.clock_gettime()
+    assert(sys.timerfd_settime(fd, s + ns / 1e9 + 1000, 0, luafs.TFD_TIMER_ABSTIME))
+    left = sys.timerfd_gettime(fd)
+    assert.is_true(left > 999 and left <= 1000, left)
+    -- and one in the past has expired already (a blocking read waits for
+    -- the kernel's timer interrupt to count it)
+    local blocking = timer(luafs.CLOCK_REALTIME)
+    assert(sys.timerfd_settime(blocking, s - 1, 0, luafs.TFD_TIMER_ABSTIME))
+    assert.are.equal(1, sys.timerfd_read(blocking))
+    -- whole seconds stay whole, up to the kernel's limit of 292 years
+    assert(sys.timerfd_settime(fd, 1 << 33, 0))
+    left = sys.timerfd_gettime(fd)
+    assert.is_true(left > (1 << 33) - 2 and left <= 1 << 33, left)
+  end)
+
+  it("closes on exec and runs on CLOCK_MONOTONIC by default", function()
+    local fd = timer()
+    local flags, text = fdinfo(fd)
+    assert.are.equal(luafs.O_CLOEXEC, flags & (luafs.O_CLOEXEC | luafs.O_NONBLOCK))
+    assert.are.equal(luafs.CLOCK_MONOTONIC, tonumber(text:match("clockid:%s*(%d+)")))
+    local rt = timer(luafs.CLOCK_REALTIME, 0)
+    flags, text = fdinfo(rt)
+    assert.are.equal(0, flags & (luafs.O_CLOEXEC | luafs.O_NONBLOCK))
+    assert.are.equal(luafs.CLOCK_REALTIME, tonumber(text:match("clockid:%s*(%d+)")))
+  end)
+
+  it("fails in the shape nil, message, errno", function()
+    fails("EINVAL", "timerfd_create", sys.timerfd_create, 12345)
+    fails("EINVAL", "timerfd_create", sys.timerfd_create, luafs.CLOCK_MONOTONIC, luafs.O_RDWR)
+    fails("EBADF", "timerfd_settime", sys.timerfd_settime, 9999, 1, 0)
+    fails("EBADF", "timerfd_gettime", sys.timerfd_gettime, 9999)
+    fails("EBADF", "read", sys.timerfd_read, 9999)
+    fails("EINVAL", "timerfd_settime", sys.timerfd_settime, timer(), 1, 0, 12345)
+    -- a descriptor that is not a timer: its bytes are not a count
+    local null = assert(sys.open("/dev/null", luafs.O_RDONLY))
+    fds[#fds + 1] = null
+    fails("EINVAL", "read", sys.timerfd_read, null)
+  end)
+
+  it("raises for bad arguments, naming the function", function()
+    local fd = timer()
+    assert.matches("bad argument #1 to 'timerfd_create' %(number expected, got string%)",
+      raised(function() local r = sys.timerfd_create("monotonic"); return r end))
+    for _, bad in ipairs { -1, 0 / 0, math.huge, 1e300 } do
+      assert.matches("bad argument #2 to 'timerfd_settime' %(out of range%)",
+        raised(function() local r = sys.timerfd_settime(fd, bad, 0); return r end))
+      assert.matches("bad argument #3 to 'timerfd_settime' %(out of range%)",
+        raised(function() local r = sys.timerfd_settime(fd, 1, bad); return r end))
+    end
+    assert.matches("bad argument #3 to 'timerfd_settime' %(number expected, got no value%)",
+      raised(function() local r = sys.timerfd_settime(fd, 1); return r end))
+    assert.matches("bad argument #1 to 'timerfd_read' %(number expected, got nil%)",
+      raised(function() local r = sys.timerfd_read(nil); return r end))
+  end)
+end)

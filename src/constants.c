@@ -16,7 +16,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/timerfd.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 struct constant {
@@ -739,6 +742,110 @@ static const struct constant constants[] = {
 #endif
 #ifdef POLLWRNORM
 	K(POLLWRNORM),
+#endif
+	/* inotify(7) */
+#ifdef IN_ACCESS
+	K(IN_ACCESS),
+#endif
+#ifdef IN_MODIFY
+	K(IN_MODIFY),
+#endif
+#ifdef IN_ATTRIB
+	K(IN_ATTRIB),
+#endif
+#ifdef IN_CLOSE_WRITE
+	K(IN_CLOSE_WRITE),
+#endif
+#ifdef IN_CLOSE_NOWRITE
+	K(IN_CLOSE_NOWRITE),
+#endif
+#ifdef IN_CLOSE
+	K(IN_CLOSE),
+#endif
+#ifdef IN_OPEN
+	K(IN_OPEN),
+#endif
+#ifdef IN_MOVED_FROM
+	K(IN_MOVED_FROM),
+#endif
+#ifdef IN_MOVED_TO
+	K(IN_MOVED_TO),
+#endif
+#ifdef IN_MOVE
+	K(IN_MOVE),
+#endif
+#ifdef IN_CREATE
+	K(IN_CREATE),
+#endif
+#ifdef IN_DELETE
+	K(IN_DELETE),
+#endif
+#ifdef IN_DELETE_SELF
+	K(IN_DELETE_SELF),
+#endif
+#ifdef IN_MOVE_SELF
+	K(IN_MOVE_SELF),
+#endif
+#ifdef IN_ALL_EVENTS
+	K(IN_ALL_EVENTS),
+#endif
+#ifdef IN_UNMOUNT
+	K(IN_UNMOUNT),
+#endif
+#ifdef IN_Q_OVERFLOW
+	K(IN_Q_OVERFLOW),
+#endif
+#ifdef IN_IGNORED
+	K(IN_IGNORED),
+#endif
+#ifdef IN_ISDIR
+	K(IN_ISDIR),
+#endif
+#ifdef IN_ONLYDIR
+	K(IN_ONLYDIR),
+#endif
+#ifdef IN_DONT_FOLLOW
+	K(IN_DONT_FOLLOW),
+#endif
+#ifdef IN_EXCL_UNLINK
+	K(IN_EXCL_UNLINK),
+#endif
+#ifdef IN_MASK_CREATE
+	K(IN_MASK_CREATE),
+#endif
+#ifdef IN_MASK_ADD
+	K(IN_MASK_ADD),
+#endif
+#ifdef IN_ONESHOT
+	K(IN_ONESHOT),
+#endif
+#ifdef IN_NONBLOCK
+	K(IN_NONBLOCK),
+#endif
+#ifdef IN_CLOEXEC
+	K(IN_CLOEXEC),
+#endif
+	/* timerfd_create(2) */
+#ifdef CLOCK_REALTIME
+	K(CLOCK_REALTIME),
+#endif
+#ifdef CLOCK_MONOTONIC
+	K(CLOCK_MONOTONIC),
+#endif
+#ifdef CLOCK_BOOTTIME
+	K(CLOCK_BOOTTIME),
+#endif
+#ifdef TFD_NONBLOCK
+	K(TFD_NONBLOCK),
+#endif
+#ifdef TFD_CLOEXEC
+	K(TFD_CLOEXEC),
+#endif
+#ifdef TFD_TIMER_ABSTIME
+	K(TFD_TIMER_ABSTIME),
+#endif
+#ifdef TFD_TIMER_CANCEL_ON_SET
+	K(TFD_TIMER_CANCEL_ON_SET),
 #endif
 	/* fuse_common.h: struct fuse_conn_info capable and want */
 #ifdef FUSE_CAP_ASYNC_READ

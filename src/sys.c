@@ -23,7 +23,9 @@ it there.
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/statvfs.h>
+#include <sys/timerfd.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -2132,6 +2134,307 @@ static int sys_strerror(lua_State *L)
 	return 1;
 }
 
+/* Watches and timers */
+
+/*
+ * What inotify and timerfd descriptors give is checked before it is used:
+ * any descriptor may be passed, and the bytes of another kind of file are
+ * not events or a count.  Their read(2) never returns 0 bytes, nor part
+ * of an event or of a count, so such a read fails as EINVAL, the error
+ * read(2) gives for an object unsuitable for reading.
+ */
+static int notread(lua_State *L)
+{
+	return pushfail(L, EINVAL, "read", NULL, NULL);
+}
+
+/***
+Create an inotify instance, to watch files and directories.
+@function inotify_init1
+@int[opt=IN_CLOEXEC] flags `IN_NONBLOCK`, `IN_CLOEXEC`, or 0; flags that
+are given replace the default
+@treturn[1] int file descriptor
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see inotify_init1(2)
+*/
+static int sys_inotify_init1(lua_State *L)
+{
+	int fd = inotify_init1(optint(L, 1, IN_CLOEXEC));
+
+	if (fd == -1)
+		return fail(L, "inotify_init1");
+	lua_pushinteger(L, fd);
+	return 1;
+}
+
+/***
+Watch a file or directory, or change the mask of its watch.
+@function inotify_add_watch
+@int fd inotify descriptor
+@string path
+@int mask `IN_*` events, ored with `IN_ONLYDIR`, `IN_DONT_FOLLOW`,
+`IN_EXCL_UNLINK`, `IN_MASK_ADD`, `IN_ONESHOT`
+@treturn[1] int watch descriptor, the same for a path already watched
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see inotify_add_watch(2)
+*/
+static int sys_inotify_add_watch(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	const char *path = checkpath(L, 2);
+	uint32_t mask = checkuint(L, 3);
+	int wd = inotify_add_watch(fd, path, mask);
+
+	if (wd == -1)
+		return failpath(L, "inotify_add_watch", path);
+	lua_pushinteger(L, wd);
+	return 1;
+}
+
+/***
+Stop a watch.  Its last event, `IN_IGNORED`, follows in the queue.
+@function inotify_rm_watch
+@int fd inotify descriptor
+@int wd watch descriptor
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see inotify_rm_watch(2)
+*/
+static int sys_inotify_rm_watch(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	int wd = checkint(L, 2);
+
+	return inotify_rm_watch(fd, wd) == -1 ? fail(L, "inotify_rm_watch")
+					      : ok(L);
+}
+
+#define BIT(name) { #name, name }
+
+/* The bits an event can carry, each set as a field of its table. */
+static const struct {
+	const char *name;
+	uint32_t bit;
+} inotify_bits[] = {
+	BIT(IN_ACCESS), BIT(IN_MODIFY), BIT(IN_ATTRIB), BIT(IN_CLOSE_WRITE),
+	BIT(IN_CLOSE_NOWRITE), BIT(IN_OPEN), BIT(IN_MOVED_FROM),
+	BIT(IN_MOVED_TO), BIT(IN_CREATE), BIT(IN_DELETE), BIT(IN_DELETE_SELF),
+	BIT(IN_MOVE_SELF), BIT(IN_UNMOUNT), BIT(IN_Q_OVERFLOW), BIT(IN_IGNORED),
+	BIT(IN_ISDIR),
+};
+
+#undef BIT
+
+static void push_event(lua_State *L, const struct inotify_event *ev,
+		       const char *name)
+{
+	size_t i;
+
+	lua_createtable(L, 0, 5);
+	lua_pushinteger(L, ev->wd);
+	lua_setfield(L, -2, "wd");
+	lua_pushinteger(L, ev->mask);
+	lua_setfield(L, -2, "mask");
+	lua_pushinteger(L, ev->cookie);
+	lua_setfield(L, -2, "cookie");
+	if (ev->len > 0) {
+		/* The kernel pads the name with zero bytes. */
+		lua_pushlstring(L, name, strnlen(name, ev->len));
+		lua_setfield(L, -2, "name");
+	}
+	for (i = 0; i < sizeof inotify_bits / sizeof inotify_bits[0]; i++) {
+		if (ev->mask & inotify_bits[i].bit) {
+			lua_pushboolean(L, 1);
+			lua_setfield(L, -2, inotify_bits[i].name);
+		}
+	}
+}
+
+/*
+ * Room for at least one event with the longest name, which is all that
+ * read(2) needs; what does not fit stays queued, and the descriptor stays
+ * readable.  On the C stack rather than in scratch: building the tables
+ * may run a finalizer that replaces scratch.
+ */
+#define INOTIFY_BUF 4096
+
+/***
+The events queued on an inotify descriptor, as many as one read takes.
+Blocks for the first one unless the descriptor is non-blocking.
+Each event is a table: `wd` (-1 for `IN_Q_OVERFLOW`), `mask`, `cookie`
+(the same in the two halves of a rename, otherwise 0), `name` (nil for an
+event of the watched file itself) and, for each bit of the mask, its name
+as a field set to true (`ev.IN_CREATE`, `ev.IN_ISDIR`).
+@function inotify_read
+@int fd inotify descriptor
+@treturn[1] {table,...} events, in the order they happened
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno (`EAGAIN` when a non-blocking descriptor has none,
+`EINVAL` when fd gives bytes that are not events)
+@see inotify(7)
+*/
+static int sys_inotify_read(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	char buf[INOTIFY_BUF]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
+	struct inotify_event ev;
+	ssize_t n = read(fd, buf, sizeof buf);
+	size_t off, left;
+	int i = 0;
+
+	if (n == -1)
+		return fail(L, "read");
+	if (n == 0)
+		return notread(L);
+	lua_newtable(L);
+	for (off = 0; off < (size_t)n; off += sizeof ev + ev.len) {
+		left = (size_t)n - off;
+		if (left < sizeof ev)
+			return notread(L);
+		memcpy(&ev, buf + off, sizeof ev);
+		if (ev.len > left - sizeof ev)
+			return notread(L);
+		push_event(L, &ev, buf + off + sizeof ev);
+		lua_rawseti(L, -2, ++i);
+	}
+	return 1;
+}
+
+/***
+Create a timer that a descriptor reports, disarmed.
+@function timerfd_create
+@int[opt=CLOCK_MONOTONIC] clock `CLOCK_MONOTONIC`, `CLOCK_REALTIME` or
+`CLOCK_BOOTTIME`
+@int[opt=TFD_CLOEXEC] flags `TFD_NONBLOCK`, `TFD_CLOEXEC`, or 0; flags
+that are given replace the default
+@treturn[1] int file descriptor
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see timerfd_create(2)
+*/
+static int sys_timerfd_create(lua_State *L)
+{
+	int clock = optint(L, 1, CLOCK_MONOTONIC);
+	int fd = timerfd_create(clock, optint(L, 2, TFD_CLOEXEC));
+
+	if (fd == -1)
+		return fail(L, "timerfd_create");
+	lua_pushinteger(L, fd);
+	return 1;
+}
+
+/* Seconds, which may have a fraction, rounded to the nanosecond. */
+static void checkseconds(lua_State *L, int arg, struct timespec *ts)
+{
+	lua_Number secs = luaL_checknumber(L, arg);
+	lua_Integer whole = 0;
+	long nsec;
+
+	/* Also refuses NaN, for which every comparison is false. */
+	luaL_argcheck(L, secs >= 0 && lua_numbertointeger(secs, &whole), arg,
+		      "out of range");
+	nsec = (long)((secs - (lua_Number)whole) * 1e9 + 0.5);
+	if (nsec == 1000000000) {
+		whole++;
+		nsec = 0;
+	}
+	ts->tv_sec = (time_t)whole;
+	ts->tv_nsec = nsec;
+}
+
+static void pushseconds(lua_State *L, const struct timespec *ts)
+{
+	lua_pushnumber(L, (lua_Number)ts->tv_sec +
+			  (lua_Number)ts->tv_nsec / 1e9);
+}
+
+/***
+Arm or disarm a timer.
+@function timerfd_settime
+@int fd timer descriptor
+@number initial seconds to the first expiration (may have a fraction), or
+with `TFD_TIMER_ABSTIME` the time of the timer's clock it expires at; 0
+disarms the timer
+@number interval seconds between later expirations; 0 for one only
+@int[opt=0] flags `TFD_TIMER_ABSTIME`, `TFD_TIMER_CANCEL_ON_SET`
+@treturn[1] boolean true
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see timerfd_settime(2)
+*/
+static int sys_timerfd_settime(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	struct itimerspec its;
+	int flags;
+
+	checkseconds(L, 2, &its.it_value);
+	checkseconds(L, 3, &its.it_interval);
+	flags = optint(L, 4, 0);
+	if (timerfd_settime(fd, flags, &its, NULL) == -1)
+		return fail(L, "timerfd_settime");
+	return ok(L);
+}
+
+/***
+The time to a timer's next expiration, and its interval.
+@function timerfd_gettime
+@int fd timer descriptor
+@treturn[1] number seconds to the next expiration, 0 when disarmed
+@treturn[1] number interval in seconds
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno
+@see timerfd_gettime(2)
+*/
+static int sys_timerfd_gettime(lua_State *L)
+{
+	struct itimerspec its;
+
+	if (timerfd_gettime(checkint(L, 1), &its) == -1)
+		return fail(L, "timerfd_gettime");
+	pushseconds(L, &its.it_value);
+	pushseconds(L, &its.it_interval);
+	return 2;
+}
+
+/***
+How often a timer expired since it was armed or last read.
+Blocks until it expires unless the descriptor is non-blocking.
+@function timerfd_read
+@int fd timer descriptor
+@treturn[1] int expirations, at least 1
+@return[2] nil
+@treturn[2] string error message
+@treturn[2] int errno (`EAGAIN` when a non-blocking timer has not
+expired, `ECANCELED` when `TFD_TIMER_CANCEL_ON_SET` saw the clock set,
+`EINVAL` when fd is not a timer)
+@see timerfd_create(2)
+*/
+static int sys_timerfd_read(lua_State *L)
+{
+	int fd = checkint(L, 1);
+	uint64_t count;
+	ssize_t n = read(fd, &count, sizeof count);
+
+	if (n == -1)
+		return fail(L, "read");
+	if (n != sizeof count)
+		return notread(L);
+	lua_pushinteger(L, (lua_Integer)count);
+	return 1;
+}
+
 static const luaL_Reg sys_funcs[] = {
 	{ "lstat", sys_lstat },
 	{ "stat", sys_stat },
@@ -2203,6 +2506,14 @@ static const luaL_Reg sys_funcs[] = {
 	{ "sleep", sys_sleep },
 	{ "clock_gettime", sys_clock_gettime },
 	{ "strerror", sys_strerror },
+	{ "inotify_init1", sys_inotify_init1 },
+	{ "inotify_add_watch", sys_inotify_add_watch },
+	{ "inotify_rm_watch", sys_inotify_rm_watch },
+	{ "inotify_read", sys_inotify_read },
+	{ "timerfd_create", sys_timerfd_create },
+	{ "timerfd_settime", sys_timerfd_settime },
+	{ "timerfd_gettime", sys_timerfd_gettime },
+	{ "timerfd_read", sys_timerfd_read },
 	{ NULL, NULL }
 };
 
