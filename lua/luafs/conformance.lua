@@ -361,6 +361,7 @@ local function bytes(n, seed)
   end
   return table.concat(parts):sub(1, n)
 end
+conformance.bytes = bytes
 
 -- tmpfs takes its timestamps from a clock that ticks every few ms: wait
 -- longer than that between steps whose times are compared.
