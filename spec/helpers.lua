@@ -5,6 +5,7 @@
 -- The specs run from the repository root with LUAFS set to the host binary,
 -- LUA_PATH covering lua/ and LUA_CPATH covering build/ (for luafs.so).
 local testing = require "luafs.testing"
+local conformance = require "luafs.conformance"
 local luafs = require "luafs"
 local lfs = require "lfs"
 
@@ -30,24 +31,8 @@ H.host = os.getenv("LUAFS") or "luafs"
 
 function H.octal(s) return tonumber(s, 8) end
 
--- errno value -> its name(s), so that failures read "ENOENT", not "2".
-local errnames = {}
-for k, v in pairs(luafs) do
-  if type(k) == "string" and k:match("^E[A-Z0-9]+$") and math.type(v) == "integer" then
-    errnames[v] = errnames[v] or {}
-    table.insert(errnames[v], k)
-  end
-end
-for v, names in pairs(errnames) do
-  table.sort(names)
-  errnames[v] = table.concat(names, "/")
-end
-
 --- The name of errno value e ("ENOENT"), "OK" for 0 or nil, "errno N" if unknown.
-function H.errname(e)
-  if e == nil or e == 0 then return "OK" end
-  return errnames[e] or ("errno " .. tostring(e))
-end
+H.errname = conformance.errname
 
 --- Call a luafs.sys-style function (failure: nil, msg, errno) and return
 -- "OK" or the name of the errno it failed with.
@@ -118,24 +103,7 @@ function H.assert_same_bytes(expected, got, what)
 end
 
 --- A deterministic pseudo-random string of n bytes (all 256 values occur).
-function H.bytes(n, seed)
-  local x = seed or 12345
-  local block = {}
-  for i = 1, 4096 do
-    x = (x * 1103515245 + 12345) & 0x7fffffff
-    block[i] = string.char((x >> 16) & 0xff)
-  end
-  local b = table.concat(block)
-  local parts = {}
-  local k = 0
-  while k * #b < n do
-    k = k + 1
-    -- rotate the block so that the pattern does not repeat every 4 KiB
-    local r = (k * 7) % #b
-    parts[k] = b:sub(r + 1) .. b:sub(1, r)
-  end
-  return table.concat(parts):sub(1, n)
-end
+H.bytes = conformance.bytes
 
 --- A fresh directory under /dev/shm (tmpfs); H.remove(dir) when done.
 function H.shm_dir()
