@@ -247,4 +247,26 @@ function H.mount_tracker()
   return mount, unmount_all
 end
 
+--- Starts shell command cmd with its output on a pipe; returns the pipe
+-- and the command's pid (the shell execs it, so the pid is the command's).
+function H.spawn(cmd)
+  local p = assert(io.popen("echo $$; exec " .. cmd, "r"))
+  return p, assert(tonumber(p:read("l")), "no pid")
+end
+
+--- Where the kernel has process or thread pid (a "PID/task/TID" string
+-- names a thread) asleep: /proc/PID/wchan, e.g. "request_wait_answer";
+-- nil while it runs or once it is gone.
+function H.wchan(pid)
+  local w = H.read("/proc/" .. pid .. "/wchan")
+  if w == nil or w == "" or w == "0" then return nil end
+  return w
+end
+
+--- Whether pid sleeps in poll(2) or select(2): the kernel asked each FUSE
+-- file's poll and holds its handle, so the next notify wakes pid.
+function H.in_poll(pid)
+  return (H.wchan(pid) or ""):find("poll_schedule_timeout", 1, true) ~= nil
+end
+
 return H
