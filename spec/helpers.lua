@@ -269,4 +269,20 @@ function H.in_poll(pid)
   return (H.wchan(pid) or ""):find("poll_schedule_timeout", 1, true) ~= nil
 end
 
+--- How many threads of process pid sleep in the kernel other than on a
+-- futex (a lock or a join of their own): for a client whose threads only
+-- make system calls on a mount, those the mount holds, waiting for an
+-- answer or for another thread's lookup of the same directory or name.
+-- 0 once pid is gone.
+function H.blocked(pid)
+  local n = 0
+  local ok, iter, dir = pcall(lfs.dir, "/proc/" .. pid .. "/task")
+  if not ok then return 0 end
+  for tid in iter, dir do
+    local w = tid:match("^%d+$") and H.wchan(pid .. "/task/" .. tid)
+    if w and not w:find("futex", 1, true) then n = n + 1 end
+  end
+  return n
+end
+
 return H
