@@ -241,6 +241,17 @@ local function count_lines(log, pattern, path_of)
   return counts
 end
 
+-- Whether two tables of counts hold the same keys and counts.
+local function same_counts(a, b)
+  for k, v in pairs(a) do
+    if b[k] ~= v then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
 -- debug: run a shorter workload under -d, whose trace shows what each
 -- call answered.
 local function fault_suite(base, debug)
@@ -267,7 +278,7 @@ local function fault_suite(base, debug)
         local key = op .. (path ~= "nil" and " " .. path or "")
         total.records[key] = (total.records[key] or 0) + 1
       end
-      return recs, tonumber(text:match("kbytes=(%d+)"))
+      return recs, tonumber(text:match("kbytes=(%d+)")), tonumber(text:match("handles=(%d+)"))
     end
 
     local function control(word) H.check(sys.pwrite(ctl, word, 0)) end
@@ -327,11 +338,28 @@ local function fault_suite(base, debug)
       end
     end)
 
-    -- the faults still pending (a release comes after the close) are read
+    -- The faults still pending are read: a release comes after its close
+    -- returned, so this waits until every handle is released.
     local function drain()
       control("pause")
-      H.sleep(0.2)
-      faults_now()
+      local open
+      H.wait_until(function()
+        open = select(3, faults_now())
+        return open == 0
+      end, 10)
+      assert(open == 0, open .. " handles not released after 10 s")
+    end
+
+    -- The host logs a call's line after the call returned: waits until the
+    -- lines that count() finds match the faults recorded (10 s at most),
+    -- then returns both.
+    local function logged(count)
+      local lines
+      H.wait_until(function()
+        lines = count()
+        return same_counts(lines, total.records)
+      end, 10)
+      return lines, total.records
     end
 
     if debug then
@@ -340,12 +368,14 @@ local function fault_suite(base, debug)
         round(math.random, 1, 300)
         drain()
         assert(total.faults > 0, "faults were made")
-        local answered = count_lines(fs:log(), "^luafs: ([%a_]+) (.*)$", function(rest)
-          local path = rest:match("^(%S+) %-> %-5 %(")
-          if not path then return false end
-          return path ~= "-" and path or nil
+        local answered, records = logged(function()
+          return count_lines(fs:log(), "^luafs: ([%a_]+) (.*)$", function(rest)
+            local path = rest:match("^(%S+) %-> %-5 %(")
+            if not path then return false end
+            return path ~= "-" and path or nil
+          end)
         end)
-        assert.same(total.records, answered)
+        assert.same(records, answered)
       end)
       return
     end
@@ -374,14 +404,16 @@ local function fault_suite(base, debug)
 
     it("logs one line for each fault, naming the operation and the path", function()
       drain()
-      local lines = count_lines(fs:log(), "^luafs: ([%a_]+)(.*)$", function(rest)
-        -- a script's error has its traceback; a refused value the callback's place
-        if not (rest:find("stack traceback:", 1, true) or rest:match("^[^:]*: [^:]+%.lua:%d+: ")) then
-          return false
-        end
-        return rest:match("^ (/[^:]*): ")
+      local lines, records = logged(function()
+        return count_lines(fs:log(), "^luafs: ([%a_]+)(.*)$", function(rest)
+          -- a script's error has its traceback; a refused value the callback's place
+          if not (rest:find("stack traceback:", 1, true) or rest:match("^[^:]*: [^:]+%.lua:%d+: ")) then
+            return false
+          end
+          return rest:match("^ (/[^:]*): ")
+        end)
       end)
-      assert.same(total.records, lines)
+      assert.same(records, lines)
     end)
   end)
 end

@@ -215,4 +215,42 @@ function H.mount_tracker()
   return mount, unmount_all
 end
 
+--- Starts shell command cmd with its output on a pipe; returns the pipe
+-- and the command's pid (the shell execs it, so the pid is the command's).
+function H.spawn(cmd)
+  local p = assert(io.popen("echo $$; exec " .. cmd, "r"))
+  return p, assert(tonumber(p:read("l")), "no pid")
+end
+
+--- Where the kernel has process or thread pid (a "PID/task/TID" string
+-- names a thread) asleep: /proc/PID/wchan, e.g. "request_wait_answer";
+-- nil while it runs or once it is gone.
+function H.wchan(pid)
+  local w = H.read("/proc/" .. pid .. "/wchan")
+  if w == nil or w == "" or w == "0" then return nil end
+  return w
+end
+
+--- Whether pid sleeps in poll(2) or select(2): the kernel asked each FUSE
+-- file's poll and holds its handle, so the next notify wakes pid.
+function H.in_poll(pid)
+  return (H.wchan(pid) or ""):find("poll_schedule_timeout", 1, true) ~= nil
+end
+
+--- How many threads of process pid sleep in the kernel other than on a
+-- futex (a lock or a join of their own): for a client whose threads only
+-- make system calls on a mount, those the mount holds, waiting for an
+-- answer or for another thread's lookup of the same directory or name.
+-- 0 once pid is gone.
+function H.blocked(pid)
+  local n = 0
+  local ok, iter, dir = pcall(lfs.dir, "/proc/" .. pid .. "/task")
+  if not ok then return 0 end
+  for tid in iter, dir do
+    local w = tid:match("^%d+$") and H.wchan(pid .. "/task/" .. tid)
+    if w and not w:find("futex", 1, true) then n = n + 1 end
+  end
+  return n
+end
+
 return H

@@ -81,15 +81,34 @@ describe("hot reload", function()
   end
 
   local function wait_lines(text, n, timeout)
-    return H.wait_until(function() return #log_lines(text) >= n end, timeout or 3)
+    return H.wait_until(function() return #log_lines(text) >= n end, timeout or 10)
   end
 
-  -- Waits until the directory has been quiet long enough that no reload
-  -- can still be coming.
-  local function settle() H.sleep(0.5) end
+  -- Holds reads of /slow in their states (on), or lets them answer (off).
+  local function hold(on) H.write(m:path("hold"), on and "on" or "off", "r+b") end
+
+  -- How many reads of /slow are running: each marks its state in dir.
+  local function slow_reads()
+    local n = 0
+    for name in H.lfs.dir(dir) do
+      if name:match("^slow%-in%-state%-%d+$") then n = n + 1 end
+    end
+    return n
+  end
+
+  -- The inotify instances the host holds: the watch on the script's
+  -- directory.
+  local function watches()
+    local n = 0
+    for fd in H.lfs.dir("/proc/" .. m.pid .. "/fd") do
+      if sys.readlink("/proc/" .. m.pid .. "/fd/" .. fd) == "anon_inode:inotify" then n = n + 1 end
+    end
+    return n
+  end
 
   it("serves the new code at the next read, within a second of an edit", function()
     mount()
+    assert.are.equal(1, watches())
     assert.are.equal("one\n", read("version"))
     assert.are.equal(1, gen())
     save(version("two"))
@@ -123,7 +142,7 @@ describe("hot reload", function()
       assert.are.equal("one\n", read("version"))
       assert.are.equal(1, gen())
       save(version("three"))
-      assert.truthy(H.wait_until(function() return read("version") == "three\n" end, 3))
+      assert.truthy(H.wait_until(function() return read("version") == "three\n" end, 10))
       assert.are.equal(2, gen())
       assert.are.equal(1, #log_lines("reload failed"))
     end)
@@ -131,11 +150,21 @@ describe("hot reload", function()
 
   it("finishes a request in flight on the old code; later ones see the new", function()
     mount { "-o", "states=2" }
+    hold(true)
     local p = assert(io.popen("cat " .. q(m:path("slow")), "r"))
-    H.sleep(0.1)
-    save(version("two"))
-    assert.are.equal("one gen=1\n", p:read("a"))
+    local ok, err = pcall(function()
+      assert.truthy(H.wait_until(function() return slow_reads() == 1 end, 10), "the read never started")
+      save(version("two"))
+      -- the reload has begun (its check ran the new chunk), and waits for
+      -- the state that the read holds
+      assert.truthy(H.wait_until(function() return read("loaded") == "two\n" end, 10), "no reload began")
+      assert.are.equal(1, gen())
+    end)
+    hold(false)
+    local out = p:read("a")
     p:close()
+    assert(ok, err)
+    assert.are.equal("one gen=1\n", out)
     assert.truthy(wait_lines("generation 2", 1))
     assert.are.equal("two gen=2\n", read("slow"))
   end)
@@ -144,20 +173,26 @@ describe("hot reload", function()
     mount { "-o", "states=4" }
     save(version("two"))
     assert.truthy(wait_lines("generation 2", 1))
-    -- four reads at once land in four states
+    -- four reads held at once are in four states
+    hold(true)
     local ps = {}
     for i = 1, 4 do ps[i] = assert(io.popen("cat " .. q(m:path("slow")), "r")) end
+    local four = H.wait_until(function() return slow_reads() == 4 end, 10)
+    hold(false)
+    local outs = {}
     for i = 1, 4 do
-      assert.are.equal("two gen=2\n", ps[i]:read("a"))
+      outs[i] = ps[i]:read("a")
       ps[i]:close()
     end
+    assert.truthy(four, "never four reads at once")
+    assert.same({ "two gen=2\n", "two gen=2\n", "two gen=2\n", "two gen=2\n" }, outs)
   end)
 
   it("reloads a module the script required from its directory", function()
     mount()
     assert.are.equal("mod one\n", read("mod"))
     save('return { text = "mod two" }\n', dir .. "/reload_mod.lua")
-    assert.truthy(H.wait_until(function() return read("mod") == "mod two\n" end, 3))
+    assert.truthy(H.wait_until(function() return read("mod") == "mod two\n" end, 10))
     assert.are.equal(2, gen())
     -- a broken module keeps the old code, and its module, serving
     save('return { text = "mod three" \n', dir .. "/reload_mod.lua")
@@ -168,7 +203,7 @@ describe("hot reload", function()
       .. dir .. "/reload_mod.lua:2: '}' expected", 1, true), m:log())
     assert.are.equal("mod two\n", read("mod"))
     save('return { text = "mod four" }\n', dir .. "/reload_mod.lua")
-    assert.truthy(H.wait_until(function() return read("mod") == "mod four\n" end, 3))
+    assert.truthy(H.wait_until(function() return read("mod") == "mod four\n" end, 10))
     assert.are.equal(3, gen())
   end)
 
@@ -178,7 +213,7 @@ describe("hot reload", function()
     local ok, err = pcall(function()
       assert.are.equal(7, H.check(sys.pwrite(fd, "before|", 0)))
       save(version("two"))
-      assert.truthy(H.wait_until(function() return gen() == 2 end, 3))
+      assert.truthy(H.wait_until(function() return gen() == 2 end, 10))
       assert.are.equal(5, H.check(sys.pwrite(fd, "after", 7)))
       assert.are.equal("before|after", H.check(sys.pread(fd, 100, 0)))
     end)
@@ -192,15 +227,18 @@ describe("hot reload", function()
 
   it("reloads on SIGUSR1, also with -o noreload, which ignores edits", function()
     mount { "-o", "noreload" }
+    -- nothing watches the directory (the default mount's watch is counted
+    -- in the first test)
+    assert.are.equal(0, watches())
     save(version("two"))
-    settle()
     assert.are.equal("one\n", read("version"))
     assert.is_true(os.execute("kill -USR1 " .. m.pid))
-    assert.truthy(H.wait_until(function() return read("version") == "two\n" end, 3))
+    assert.truthy(H.wait_until(function() return read("version") == "two\n" end, 10))
     assert.are.equal(2, gen())
     -- a signal with nothing changed reloads all the same
     assert.is_true(os.execute("kill -USR1 " .. m.pid))
-    assert.truthy(H.wait_until(function() return gen() == 3 end, 3))
+    assert.truthy(H.wait_until(function() return gen() == 3 end, 10))
+    assert.are.equal(2, #log_lines("reloaded "), m:log())
   end)
 
   it("does not register an operation added by a reload, answers ENOSYS for a removed one, and logs both", function()
@@ -224,14 +262,19 @@ describe("hot reload", function()
   end)
 
   describe("as editors save", function()
-    -- After the edit: exactly one reload, of the complete new content.
+    -- After the edit: one reload, of the complete new content.  Then a
+    -- save whose reload must come next: a second reload that the edit
+    -- made (of part of it, or again) would be a generation too many.
     local function one_reload_of(v)
-      assert.truthy(H.wait_until(function() return #log_lines("reload") > 0 end, 3), "no reload")
-      settle()
+      assert.truthy(wait_lines("reload", 1), "no reload")
       assert.are.same({}, log_lines("reload failed"))
-      assert.are.equal(1, #log_lines("reloaded "), m:log())
       assert.are.equal(v .. "\n", read("version"))
       assert.are.equal(2, gen())
+      save(version("next"))
+      assert.truthy(H.wait_until(function() return read("version") == "next\n" end, 10), m:log())
+      assert.are.same({}, log_lines("reload failed"))
+      assert.are.equal(3, gen(), m:log())
+      assert.are.equal(2, #log_lines("reloaded "), m:log())
     end
 
     local function inode(path) return H.check(sys.stat(path)).ino end
@@ -272,6 +315,8 @@ describe("hot reload", function()
       f:setvbuf("no")
       local cut = #text // 2
       assert(f:write(text:sub(1, cut)))
+      -- the editor's pause, which is what this tests: longer than the
+      -- quiet time, while the file is still open
       H.sleep(0.4)
       assert(f:write(text:sub(cut + 1)))
       f:close()
@@ -280,10 +325,7 @@ describe("hot reload", function()
 
     it("a burst of saves", function()
       mount()
-      for i = 1, 5 do
-        H.write(script, version("burst" .. i))
-        H.sleep(0.01)
-      end
+      for i = 1, 5 do H.write(script, version("burst" .. i)) end
       one_reload_of("burst5")
     end)
   end)
