@@ -282,11 +282,36 @@ static void answer_error(lua_State *L, struct luafs_call *c, int status)
 	}
 }
 
+/* -o trace: one line per call, with the arguments that matter by name. */
+static void trace(const struct luafs_call *c, double us)
+{
+	char args[256] = "", result[32], where[24] = "";
+	const char *name;
+
+	if (c->describe != NULL) {
+		c->describe(c, args + 1, sizeof(args) - 1);
+		args[0] = args[1] ? ' ' : '\0';
+	}
+	if (c->result >= 0)
+		snprintf(result, sizeof(result), "%d", c->result);
+	else if ((name = luafs_errno_name(-c->result)) != NULL)
+		snprintf(result, sizeof(result), "%s", name);
+	else
+		snprintf(result, sizeof(result), "errno %d", -c->result);
+	if (luafs_host.nstates > 1)
+		snprintf(where, sizeof(where), ", state %d", c->st->index + 1);
+	luafs_log(LOG_INFO, "trace: %s%s%s%s -> %s (%.0f us%s)",
+		  luafs_op_names[c->op], c->path ? " " : "",
+		  c->path ? c->path : "", args, result, us, where);
+}
+
 int luafs_call(struct luafs_call *c, lua_CFunction body)
 {
-	double start = luafs_host.debug || luafs_host.call_timeout > 0 ?
-		       luafs_now() : 0;
+	int tracing = __atomic_load_n(&luafs_host.trace, __ATOMIC_RELAXED);
+	double start = luafs_host.debug || luafs_host.call_timeout > 0 ||
+		       tracing ? luafs_now() : 0;
 	struct luafs_call *outer = luafs_current;
+	uint64_t ticks;
 	lua_State *L;
 	int status, ref;
 
@@ -311,6 +336,7 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 		deadline = start + luafs_host.call_timeout;
 		lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 4096);
 	}
+	ticks = luafs_stats_ticks();
 	/* A reload may have removed an operation libfuse still calls. */
 	if (ref == LUA_NOREF) {
 		c->result = -ENOSYS;
@@ -336,6 +362,9 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 	if (status == LUA_ERRMEM)
 		lua_gc(L, LUA_GCCOLLECT);
 	drop_handle(L, c);
+	luafs_stats_call(c->op, c->result, luafs_stats_ticks() - ticks);
+	if (tracing)
+		trace(c, (luafs_now() - start) * 1e6);
 	luafs_current = outer;
 	luafs_state_release(c->st);
 	if (luafs_host.debug)

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/timerfd.h>
@@ -944,4 +945,43 @@ void luafs_set_constants(lua_State *L, int idx)
 		lua_pushinteger(L, constants[i].value);
 		lua_setfield(L, idx, constants[i].name);
 	}
+}
+
+/* The name of errno e ("ENOENT"), or NULL; the first name the table has. */
+const char *luafs_errno_name(int e)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof constants / sizeof constants[0]; i++)
+		if (constants[i].name[0] == 'E' && constants[i].value == e)
+			return constants[i].name;
+	return NULL;
+}
+
+/* open(2) flags by name into out: "O_WRONLY|O_CREAT|O_TRUNC". */
+void luafs_open_flags_name(int flags, char *out, size_t size)
+{
+	static const char *const modes[] = { "O_RDONLY", "O_WRONLY", "O_RDWR" };
+	int acc = flags & O_ACCMODE, rest = flags & ~O_ACCMODE;
+	size_t i, o;
+
+	o = (size_t)snprintf(out, size, "%s", acc < 3 ? modes[acc] : "O_ACCMODE");
+	for (i = 0; i < sizeof constants / sizeof constants[0] && o < size; i++) {
+		lua_Integer v = constants[i].value;
+
+		if (strncmp(constants[i].name, "O_", 2) != 0 || v == 0 ||
+		    (v & (v - 1)) != 0 || !(rest & v))
+			continue;
+		rest &= ~(int)v;
+		o += (size_t)snprintf(out + o, size - o, "|%s", constants[i].name);
+	}
+#if defined(__x86_64__) || defined(__i386__)
+	/* The kernel's own, which it adds on 64-bit systems; glibc has 0. */
+	if ((rest & 0100000) && o < size) {
+		rest &= ~0100000;
+		o += (size_t)snprintf(out + o, size - o, "|O_LARGEFILE");
+	}
+#endif
+	if (rest != 0 && o < size)
+		snprintf(out + o, size - o, "|%#o", (unsigned)rest);
 }

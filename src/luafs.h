@@ -72,6 +72,7 @@ struct luafs_host {
 	char **script_argv;
 	int foreground;
 	int debug;
+	int trace;		/* a log line per call (-o trace, --trace) */
 	uint64_t present;	/* bit per operation the script defines */
 	struct fuse *fuse;
 	int nstates;
@@ -138,6 +139,8 @@ struct luafs_call {
 	void *args;		/* the operation's own (ops.c) */
 	int pin;		/* 1 + index of the state to run in, or 0 */
 	char *message;		/* if not NULL, gets a failure's message */
+	/* For the trace: the arguments that matter, as text (ops.c). */
+	void (*describe)(const struct luafs_call *c, char *out, size_t size);
 	/* Set by luafs_call: */
 	struct luafs_state *st;	/* the state it runs in */
 	int result;		/* >= 0 success, < 0 -errno */
@@ -163,6 +166,19 @@ void luafs_ops_fill(struct fuse_operations *ops, uint64_t present);
 void luafs_conn_push(lua_State *L, struct fuse_conn_info *conn);
 void luafs_config_push(lua_State *L, struct fuse_config *cfg);
 
+/* stats.c: counters for `luafs --stats`, always on. */
+uint64_t luafs_stats_ticks(void);
+void luafs_stats_call(enum luafs_op op, int result, uint64_t ticks);
+void luafs_stats_reload(int ok);
+void luafs_stats_start(void);
+void luafs_stats_reset(void);
+size_t luafs_stats_report(char *buf, size_t size);
+
+/* control.c: the socket that `luafs --stats` and `--trace` talk to. */
+void luafs_control_start(void);
+void luafs_control_stop(void);
+int luafs_control_client(const char *mountpoint, const char *cmd);
+
 /* signals.c: unmount on SIGINT, SIGTERM, SIGHUP; reload on SIGUSR1. */
 void luafs_signals_set(void);
 void luafs_signals_serving(void);
@@ -181,6 +197,7 @@ void luafs_fileinfo_push(lua_State *L, struct luafs_call *c,
 int luafs_reload_start(int watch);
 void luafs_reload_stop(void);
 void luafs_reload_request(void);
+void luafs_reload_watch_file(const char *path);
 
 /* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
 void luafs_stdlibs_open(lua_State *L);
@@ -228,6 +245,8 @@ void luafs_check_statvfs(lua_State *L, int idx, struct statvfs *sv);
 
 /* constants.c: errno names, mode bits, flags, into the table at idx. */
 void luafs_set_constants(lua_State *L, int idx);
+const char *luafs_errno_name(int e);
+void luafs_open_flags_name(int flags, char *out, size_t size);
 
 /* sys.c: luafs.sys, the syscalls a passthrough needs. */
 int luafs_open_sys(lua_State *L);

@@ -30,7 +30,8 @@ enum {
 };
 
 static const char usage_line[] =
-"usage: luafs SCRIPT MOUNTPOINT [options] [-- script arguments]\n";
+"usage: luafs SCRIPT MOUNTPOINT [options] [-- script arguments]\n"
+"       luafs --stats | --stats-reset | --trace on|off  MOUNTPOINT\n";
 
 /* Keep identical to OPTIONS in luafs(1); scripts/check-docs compares them. */
 static const char usage_text[] =
@@ -64,6 +65,9 @@ static const char usage_text[] =
 "    states=N            serve requests with N Lua states in parallel\n"
 "                        (1 to 1024; default 1, or the script's states\n"
 "                        field)\n"
+"    trace               log one line per call of the script: the\n"
+"                        operation, the path, the arguments that matter,\n"
+"                        the result and the microseconds it took\n"
 "    noreload            do not reload the script when it changes\n"
 "                        (SIGUSR1 still reloads it)\n"
 "    call_timeout=SECONDS  stop a callback that runs longer; the request\n"
@@ -74,6 +78,13 @@ static const char usage_text[] =
 "Other -o options go to libfuse and the kernel (see mount.fuse3(8)),\n"
 "which reject those they do not know.\n"
 "\n"
+"While a filesystem is mounted:\n"
+"  --stats MOUNTPOINT    print what it has done: per operation the calls,\n"
+"                        the failures by errno and the script's time;\n"
+"                        per Lua state its memory; reloads; RSS\n"
+"  --stats-reset MOUNTPOINT  start the counts again\n"
+"  --trace on|off MOUNTPOINT  turn the trace of -o trace on or off\n"
+"\n"
 "Arguments after -- are passed to the script's chunk as `...'.\n"
 "See luafs(1) and luafs(3).\n";
 
@@ -83,7 +94,7 @@ struct cmdline {
 	int help, version, foreground, debug, single_thread, clone_fd;
 	unsigned int max_threads, max_idle_threads;
 	char *states, *call_timeout, *lua_memory;
-	int noreload, allow_other, default_permissions;
+	int noreload, allow_other, default_permissions, trace;
 	int bad;
 };
 
@@ -100,6 +111,7 @@ static const struct fuse_opt cmdline_opts[] = {
 	OPT("clone_fd", clone_fd, 1),
 	OPT("states=%s", states, 0),
 	OPT("noreload", noreload, 1),
+	OPT("trace", trace, 1),
 	OPT("call_timeout=%s", call_timeout, 0),
 	OPT("lua_memory=%s", lua_memory, 0),
 	OPT("allow_other", allow_other, 1),
@@ -599,6 +611,17 @@ int main(int argc, char **argv)
 	 * the Lua heap, a request's allocation costs a third as much.
 	 */
 	mallopt(M_MXFAST, 160);
+	if (argc >= 3 && strcmp(argv[1], "--stats") == 0)
+		return argc == 3 ? luafs_control_client(argv[2], "stats") :
+		       EXIT_USAGE;
+	if (argc >= 3 && strcmp(argv[1], "--stats-reset") == 0)
+		return argc == 3 ? luafs_control_client(argv[2], "reset") :
+		       EXIT_USAGE;
+	if (argc >= 4 && strcmp(argv[1], "--trace") == 0 &&
+	    (strcmp(argv[2], "on") == 0 || strcmp(argv[2], "off") == 0))
+		return argc == 4 ? luafs_control_client(argv[3],
+			strcmp(argv[2], "on") == 0 ? "trace on" : "trace off") :
+		       EXIT_USAGE;
 	luafs_host.notify_fd = -1;
 	luafs_host.generation = 1;
 	set_ready_file(getenv("LUAFS_READY_FILE"));
@@ -645,6 +668,7 @@ int main(int argc, char **argv)
 		goto out_args;
 	luafs_host.foreground = cl.foreground || cl.debug;
 	luafs_host.debug = cl.debug;
+	luafs_host.trace = cl.trace;
 
 	res = EXIT_SCRIPT;
 	if (realpath(cl.script, script) == NULL) {
@@ -687,6 +711,8 @@ int main(int argc, char **argv)
 	if (!luafs_host.foreground && daemonize() != 0)
 		goto out_unmount;
 	luafs_signals_serving();
+	luafs_stats_start();
+	luafs_control_start();
 	if (luafs_reload_start(!cl.noreload) != 0)
 		goto out_unmount;
 	served = serve(&cl);
@@ -699,6 +725,7 @@ int main(int argc, char **argv)
 	luafs_reload_stop();
 	luafs_invalidate_stop();
 out_unmount:
+	luafs_control_stop();
 	fuse_unmount(luafs_host.fuse);
 out_fuse:
 	fuse_destroy(luafs_host.fuse);

@@ -80,7 +80,27 @@ struct int_args {
 	int nints;		/* how many of ints are passed */
 	int fi_at;		/* fi's position among the arguments, 0: none */
 	lua_Integer ints[4];
+	const char *names;	/* theirs, for the trace: "mode rdev" */
 };
+
+/* "mode=0644 rdev=0": modes in octal, as chmod(1) writes them. */
+static void describe_ints(const struct luafs_call *c, char *out, size_t size)
+{
+	const struct int_args *a = c->args;
+	const char *n = a->names;
+	size_t o = 0, len;
+	int i;
+
+	for (i = 0; i < a->nints && n != NULL && *n && o < size; i++) {
+		len = strcspn(n, " ");
+		o += (size_t)snprintf(out + o, size - o,
+				      len == 4 && !memcmp(n, "mode", 4) ?
+				      "%s%.*s=%#llo" : "%s%.*s=%lld",
+				      i ? " " : "", (int)len, n,
+				      (long long)a->ints[i]);
+		n += len + (n[len] == ' ');
+	}
+}
 
 static int ints_body(lua_State *L)
 {
@@ -102,7 +122,10 @@ static int ints_body(lua_State *L)
 static int call_ints(enum luafs_op op, const char *path,
 		     struct fuse_file_info *fi, struct int_args *a)
 {
-	struct luafs_call c = { .op = op, .path = path, .fi = fi, .args = a };
+	struct luafs_call c = {
+		.op = op, .path = path, .fi = fi, .args = a,
+		.describe = describe_ints,
+	};
 
 	return luafs_call(&c, ints_body);
 }
@@ -131,10 +154,25 @@ static int names_body(lua_State *L)
 	return 0;
 }
 
+static void describe_names(const struct luafs_call *c, char *out,
+			   size_t size)
+{
+	const struct names_args *a = c->args;
+
+	if (a->name == NULL)
+		*out = '\0';
+	else if (a->has_flags)
+		snprintf(out, size, "%s flags=%#x", a->name, a->flags);
+	else
+		snprintf(out, size, "%s", a->name);
+}
+
 static int call_names(enum luafs_op op, const char *path,
 		      struct names_args *a)
 {
-	struct luafs_call c = { .op = op, .path = path, .args = a };
+	struct luafs_call c = {
+		.op = op, .path = path, .args = a, .describe = describe_names,
+	};
 
 	return luafs_call(&c, names_body);
 }
@@ -243,14 +281,14 @@ static int op_readlink(const char *path, char *buf, size_t size)
 
 static int op_mknod(const char *path, mode_t mode, dev_t rdev)
 {
-	struct int_args a = { 2, 0, { mode, (lua_Integer)rdev } };
+	struct int_args a = { 2, 0, { mode, (lua_Integer)rdev }, "mode rdev" };
 
 	return call_ints(OP_mknod, path, NULL, &a);
 }
 
 static int op_mkdir(const char *path, mode_t mode)
 {
-	struct int_args a = { 1, 0, { mode } };
+	struct int_args a = { 1, 0, { mode }, "mode" };
 
 	return call_ints(OP_mkdir, path, NULL, &a);
 }
@@ -295,7 +333,7 @@ static int op_link(const char *from, const char *to)
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	struct int_args a = { 1, 3, { mode } };
+	struct int_args a = { 1, 3, { mode }, "mode" };
 
 	return call_ints(OP_chmod, path, fi, &a);
 }
@@ -307,14 +345,14 @@ static int op_chown(const char *path, uid_t uid, gid_t gid,
 	struct int_args a = { 2, 4, {
 		uid == (uid_t)-1 ? -1 : (lua_Integer)uid,
 		gid == (gid_t)-1 ? -1 : (lua_Integer)gid,
-	} };
+	}, "uid gid" };
 
 	return call_ints(OP_chown, path, fi, &a);
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	struct int_args a = { 1, 3, { size } };
+	struct int_args a = { 1, 3, { size }, "size" };
 
 	return call_ints(OP_truncate, path, fi, &a);
 }
@@ -324,14 +362,14 @@ static int op_utimens(const char *path, const struct timespec tv[2],
 {
 	struct int_args a = { 4, 6, {
 		tv[0].tv_sec, tv[0].tv_nsec, tv[1].tv_sec, tv[1].tv_nsec,
-	} };
+	}, "atime atime_nsec mtime mtime_nsec" };
 
 	return call_ints(OP_utimens, path, fi, &a);
 }
 
 static int op_access(const char *path, int mask)
 {
-	struct int_args a = { 1, 0, { mask } };
+	struct int_args a = { 1, 0, { mask }, "mask" };
 
 	return call_ints(OP_access, path, NULL, &a);
 }
@@ -360,11 +398,24 @@ static int open_body(lua_State *L)
 	return 0;
 }
 
+static void describe_open(const struct luafs_call *c, char *out, size_t size)
+{
+	const struct open_args *a = c->args;
+	size_t o;
+
+	memcpy(out, "flags=", 7);
+	luafs_open_flags_name(c->fi->flags, out + 6, size - 6);
+	o = strlen(out);
+	if (a->has_mode && o < size)
+		snprintf(out + o, size - o, " mode=%#o", (unsigned)a->mode);
+}
+
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
 	struct open_args a = { 0, 0 };
 	struct luafs_call c = {
 		.op = OP_open, .path = path, .fi = fi, .args = &a,
+		.describe = describe_open,
 	};
 
 	return luafs_call(&c, open_body);
@@ -375,6 +426,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct open_args a = { 1, mode };
 	struct luafs_call c = {
 		.op = OP_create, .path = path, .fi = fi, .args = &a,
+		.describe = describe_open,
 	};
 
 	return luafs_call(&c, open_body);
@@ -385,6 +437,7 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
 	struct open_args a = { 0, 0 };
 	struct luafs_call c = {
 		.op = OP_opendir, .path = path, .fi = fi, .args = &a,
+		.describe = describe_open,
 	};
 
 	return luafs_call(&c, open_body);
@@ -406,6 +459,14 @@ static void push_read(lua_State *L, struct luafs_call *c)
 	lua_pushinteger(L, (lua_Integer)a->size);
 	lua_pushinteger(L, a->offset);
 	luafs_fileinfo_push(L, c, c->fi, 0);
+}
+
+static void describe_read(const struct luafs_call *c, char *out, size_t size)
+{
+	const struct read_args *a = c->args;
+
+	snprintf(out, size, "size=%zu offset=%lld", a->size,
+		 (long long)a->offset);
 }
 
 static int read_body(lua_State *L)
@@ -433,6 +494,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t offset,
 	struct read_args a = { .size = size, .offset = offset, .buf = buf };
 	struct luafs_call c = {
 		.op = OP_read, .path = path, .fi = fi, .args = &a,
+		.describe = describe_read,
 	};
 
 	return luafs_call(&c, read_body);
@@ -456,6 +518,7 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp,
 	struct read_args a = { .size = size, .offset = off, .bufp = bufp };
 	struct luafs_call c = {
 		.op = OP_read_buf, .path = path, .fi = fi, .args = &a,
+		.describe = describe_read,
 	};
 
 	*bufp = NULL;
@@ -469,6 +532,15 @@ struct write_args {
 	size_t size;
 	off_t offset;
 };
+
+static void describe_write(const struct luafs_call *c, char *out,
+			   size_t size)
+{
+	const struct write_args *a = c->args;
+
+	snprintf(out, size, "size=%zu offset=%lld", a->size,
+		 (long long)a->offset);
+}
 
 static int write_body(lua_State *L)
 {
@@ -494,6 +566,7 @@ static int op_write(const char *path, const char *buf, size_t size,
 	struct write_args a = { buf, NULL, size, offset };
 	struct luafs_call c = {
 		.op = OP_write, .path = path, .fi = fi, .args = &a,
+		.describe = describe_write,
 	};
 
 	return luafs_call(&c, write_body);
@@ -505,6 +578,7 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 	struct write_args a = { NULL, buf, fuse_buf_size(buf), off };
 	struct luafs_call c = {
 		.op = OP_write_buf, .path = path, .fi = fi, .args = &a,
+		.describe = describe_write,
 	};
 
 	return luafs_call(&c, write_body);
@@ -530,28 +604,28 @@ static int op_statfs(const char *path, struct statvfs *sv)
 
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
-	struct int_args a = { 0, 2, { 0 } };
+	struct int_args a = { 0, 2, { 0 }, NULL };
 
 	return call_ints(OP_flush, path, fi, &a);
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
-	struct int_args a = { 0, 2, { 0 } };
+	struct int_args a = { 0, 2, { 0 }, NULL };
 
 	return call_ints(OP_release, path, fi, &a);
 }
 
 static int op_releasedir(const char *path, struct fuse_file_info *fi)
 {
-	struct int_args a = { 0, 2, { 0 } };
+	struct int_args a = { 0, 2, { 0 }, NULL };
 
 	return call_ints(OP_releasedir, path, fi, &a);
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	struct int_args a = { 1, 3, { datasync } };
+	struct int_args a = { 1, 3, { datasync }, "datasync" };
 
 	return call_ints(OP_fsync, path, fi, &a);
 }
@@ -559,7 +633,7 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int op_fsyncdir(const char *path, int datasync,
 		       struct fuse_file_info *fi)
 {
-	struct int_args a = { 1, 3, { datasync } };
+	struct int_args a = { 1, 3, { datasync }, "datasync" };
 
 	return call_ints(OP_fsyncdir, path, fi, &a);
 }
@@ -573,6 +647,15 @@ struct xattr_args {
 	size_t size;
 	int flags;
 };
+
+static void describe_xattr(const struct luafs_call *c, char *out,
+			   size_t size)
+{
+	const struct xattr_args *a = c->args;
+
+	snprintf(out, size, "%s%ssize=%zu", a->name ? a->name : "",
+		 a->name ? " " : "", a->size);
+}
 
 static int setxattr_body(lua_State *L)
 {
@@ -591,7 +674,10 @@ static int op_setxattr(const char *path, const char *name, const char *value,
 		       size_t size, int flags)
 {
 	struct xattr_args a = { name, value, NULL, size, flags };
-	struct luafs_call c = { .op = OP_setxattr, .path = path, .args = &a };
+	struct luafs_call c = {
+		.op = OP_setxattr, .path = path, .args = &a,
+		.describe = describe_xattr,
+	};
 
 	return luafs_call(&c, setxattr_body);
 }
@@ -629,7 +715,10 @@ static int op_getxattr(const char *path, const char *name, char *value,
 		       size_t size)
 {
 	struct xattr_args a = { name, NULL, value, size, 0 };
-	struct luafs_call c = { .op = OP_getxattr, .path = path, .args = &a };
+	struct luafs_call c = {
+		.op = OP_getxattr, .path = path, .args = &a,
+		.describe = describe_xattr,
+	};
 
 	return luafs_call(&c, getxattr_body);
 }
@@ -667,7 +756,10 @@ static int listxattr_body(lua_State *L)
 static int op_listxattr(const char *path, char *list, size_t size)
 {
 	struct xattr_args a = { NULL, NULL, list, size, 0 };
-	struct luafs_call c = { .op = OP_listxattr, .path = path, .args = &a };
+	struct luafs_call c = {
+		.op = OP_listxattr, .path = path, .args = &a,
+		.describe = describe_xattr,
+	};
 
 	return luafs_call(&c, listxattr_body);
 }
@@ -853,6 +945,15 @@ static int readdir_body(lua_State *L)
 	return 0;
 }
 
+static void describe_readdir(const struct luafs_call *c, char *out,
+			     size_t size)
+{
+	const struct readdir_args *a = c->args;
+
+	snprintf(out, size, "offset=%lld%s", (long long)a->offset,
+		 a->flags & FUSE_READDIR_PLUS ? " plus" : "");
+}
+
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      off_t offset, struct fuse_file_info *fi,
 		      enum fuse_readdir_flags flags)
@@ -860,6 +961,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	struct readdir_args a = { buf, filler, offset, flags, 0, 0 };
 	struct luafs_call c = {
 		.op = OP_readdir, .path = path, .fi = fi, .args = &a,
+		.describe = describe_readdir,
 	};
 
 	return luafs_call(&c, readdir_body);
@@ -952,7 +1054,7 @@ static int op_lock(const char *path, struct fuse_file_info *fi, int cmd,
 
 static int op_flock(const char *path, struct fuse_file_info *fi, int op)
 {
-	struct int_args a = { 1, 2, { op } };
+	struct int_args a = { 1, 2, { op }, "op" };
 
 	return call_ints(OP_flock, path, fi, &a);
 }
@@ -962,7 +1064,7 @@ static int op_flock(const char *path, struct fuse_file_info *fi, int op)
 static int op_fallocate(const char *path, int mode, off_t offset, off_t len,
 			struct fuse_file_info *fi)
 {
-	struct int_args a = { 3, 5, { mode, offset, len } };
+	struct int_args a = { 3, 5, { mode, offset, len }, "mode offset len" };
 
 	return call_ints(OP_fallocate, path, fi, &a);
 }
@@ -1037,12 +1139,22 @@ static int lseek_body(lua_State *L)
 	return 0;
 }
 
+static void describe_lseek(const struct luafs_call *c, char *out,
+			   size_t size)
+{
+	const struct lseek_args *a = c->args;
+
+	snprintf(out, size, "offset=%lld whence=%d", (long long)a->offset,
+		 a->whence);
+}
+
 static off_t op_lseek(const char *path, off_t off, int whence,
 		      struct fuse_file_info *fi)
 {
 	struct lseek_args a = { off, whence };
 	struct luafs_call c = {
 		.op = OP_lseek, .path = path, .fi = fi, .args = &a,
+		.describe = describe_lseek,
 	};
 	int res = luafs_call(&c, lseek_body);
 

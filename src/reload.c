@@ -1,10 +1,11 @@
 /*
  * reload.c: hot reload.  A thread of its own watches the script's
  * directory with inotify (editors replace files by rename, so the
- * directory, not the file) and waits for the reload signal.  A burst of
+ * directory, not the file) for changes of the script and of the modules
+ * it required from there, and waits for the reload signal.  A burst of
  * events is coalesced: the reload runs once the directory has been quiet
- * for RELOAD_QUIET_MS and no .lua file that was written is still open for
- * writing (up to RELOAD_WRITER_MS, for a writer that never closes).
+ * for RELOAD_QUIET_MS and no watched file that was written is still open
+ * for writing (up to RELOAD_WRITER_MS, for a writer that never closes).
  *
  * The script is read once; its text first runs in a scratch state, off
  * the request path, so a script that fails there never holds up a
@@ -44,10 +45,7 @@ static double load_deadline;
 
 static double now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	return luafs_now() * 1e3;
 }
 
 /*
@@ -87,21 +85,11 @@ static void log_changed_ops(const struct luafs_state *s)
 /* Logs why, on one line: require's messages span several. */
 static void reload_failed(char *err)
 {
-	char *p, *q;
+	char line[3072];
 
-	for (p = q = err; p && *p; p++) {
-		if (*p == '\n') {
-			*q++ = ' ';
-			while (p[1] == '\t' || p[1] == ' ')
-				p++;
-		} else {
-			*q++ = *p;
-		}
-	}
-	if (q)
-		*q = '\0';
+	luafs_flatten(line, sizeof(line), err ? err : "out of memory");
 	luafs_log(LOG_ERR, "reload failed, the old code keeps serving: %s",
-		  err ? err : "out of memory");
+		  line);
 	free(err);
 }
 
@@ -114,6 +102,7 @@ static void reload(void)
 
 	load_deadline = start + RELOAD_LOAD_S * 1e3;
 	if (luafs_state_check(load_hook, &err) != 0) {
+		luafs_stats_reload(0);
 		reload_failed(err);
 		return;
 	}
@@ -132,10 +121,12 @@ static void reload(void)
 			luafs_state_release(s);
 		}
 		luafs_pool_publish(0);
+		luafs_stats_reload(0);
 		reload_failed(err);
 		return;
 	}
 	luafs_pool_publish(1);
+	luafs_stats_reload(1);
 	luafs_log(LOG_NOTICE, "reloaded %s: generation %d, checked in %.1f ms, "
 		  "swapped in %.1f ms", luafs_host.script,
 		  luafs_host.generation, swap - start, now_ms() - swap);
@@ -179,7 +170,44 @@ static void writers_forget(void)
 	memset(writers, 0, sizeof(writers));
 }
 
-/* Whether the inotify events waiting name a Lua file. */
+/*
+ * The files whose change reloads: the script and the modules that
+ * require found beside it (luafs_reload_watch_file), by name in the
+ * script's directory.  Other files there (a spec, a scratch file) do not.
+ */
+#define RELOAD_FILES 64
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static char files[RELOAD_FILES][NAME_MAX + 1];
+static int nfiles;
+
+void luafs_reload_watch_file(const char *path)
+{
+	const char *name = strrchr(path, '/');
+	int i;
+
+	name = name ? name + 1 : path;
+	if (strlen(name) > NAME_MAX)
+		return;
+	pthread_mutex_lock(&files_lock);
+	for (i = 0; i < nfiles && strcmp(files[i], name) != 0; i++)
+		;
+	if (i == nfiles && nfiles < RELOAD_FILES)
+		strcpy(files[nfiles++], name);
+	pthread_mutex_unlock(&files_lock);
+}
+
+static int watched(const char *name)
+{
+	int i, found = 0;
+
+	pthread_mutex_lock(&files_lock);
+	for (i = 0; i < nfiles && !found; i++)
+		found = strcmp(files[i], name) == 0;
+	pthread_mutex_unlock(&files_lock);
+	return found;
+}
+
+/* Whether the inotify events waiting name the script or one of its modules. */
 static int lua_file_changed(void)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -193,9 +221,18 @@ static int lua_file_changed(void)
 		for (p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
 			nl = ev->len ? strlen(ev->name) : 0;
-			if (nl <= 4 || nl > NAME_MAX ||
-			    strcmp(ev->name + nl - 4, ".lua") != 0)
+			if (nl == 0 || nl > NAME_MAX)
 				continue;
+			if (!watched(ev->name)) {
+				if (__atomic_load_n(&luafs_host.trace,
+						    __ATOMIC_RELAXED) &&
+				    (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)))
+					luafs_log(LOG_INFO, "trace: reload "
+						  "ignores %s, which is not "
+						  "the script nor one of its "
+						  "modules", ev->name);
+				continue;
+			}
 			changed = 1;
 			if (ev->mask & IN_MODIFY)
 				writer_mark(ev->name, 1);
@@ -264,6 +301,7 @@ int luafs_reload_start(int watch)
 		luafs_log(LOG_ERR, "reload: %s", strerror(errno));
 		return -1;
 	}
+	luafs_reload_watch_file(luafs_host.script);
 	if (watch) {
 		copy = strdup(luafs_host.script);
 		inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

@@ -101,6 +101,9 @@ static int script_searcher(lua_State *L)
 	lua_call(L, 1, 2);
 	file = lua_tostring(L, -1);
 	if (lua_isfunction(L, -2) && file && strncmp(file, dir, plen) == 0) {
+		/* Only the directory itself is watched, not below it. */
+		if (strchr(file + plen, '/') == NULL)
+			luafs_reload_watch_file(file);
 		lua_rawgetp(L, LUA_REGISTRYINDEX, &script_modules_key);
 		lua_pushvalue(L, 1);
 		lua_pushboolean(L, 1);
