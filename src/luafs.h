@@ -234,6 +234,11 @@ int luafs_open_sys(lua_State *L);
 /* The stream of the luafs.Dir at idx, NULL for other values; raises if closed. */
 DIR *luafs_test_dir(lua_State *L, int idx);
 
+/* error.c: luafs.Error, raised by luafs.error, answered with its errno. */
+void luafs_error_open(lua_State *L);
+int luafs_is_error(lua_State *L, int idx, int *err);
+int luafs_valid_errno(lua_Integer e);
+
 /* udata.c: the one way luafs makes and checks its userdata. */
 enum luafs_type_id {
 	LUAFS_T_STAT, LUAFS_T_BUFVEC, LUAFS_T_FILEINFO, LUAFS_T_POLLHANDLE,
@@ -258,8 +263,6 @@ void *luafs_checkudata(lua_State *L, int idx, const struct luafs_type *t);
 
 /* module.c: require "luafs". */
 int luaopen_luafs(lua_State *L);
-int luafs_is_error(lua_State *L, int idx, int *err);
-int luafs_valid_errno(lua_Integer e);
 void luafs_set_private(lua_State *L, int idx);
 void luafs_push_private(lua_State *L);
 extern __thread struct luafs_call *luafs_current;

@@ -10,9 +10,6 @@
 #include "luafs.h"
 
 #include <errno.h>
-#include <string.h>
-
-#define ERROR_MT "luafs.Error"
 
 struct luafs_host luafs_host;
 
@@ -46,78 +43,9 @@ void luafs_set_private(lua_State *L, int idx)
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &private_key);
 }
 
-/* The kernel accepts errors from 1 to 511 (ERESTARTSYS is 512). */
-int luafs_valid_errno(lua_Integer e)
-{
-	return e > 0 && e < 512;
-}
-
 void luafs_push_private(lua_State *L)
 {
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &private_key);
-}
-
-/*
- * Whether the value at idx is a luafs.error object with a valid errno.
- * Its fields are a plain table's, so a script could have changed errno;
- * one that is no errno any more makes it an ordinary error (EIO).
- */
-int luafs_is_error(lua_State *L, int idx, int *err)
-{
-	lua_Integer e;
-	int is;
-
-	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
-		return 0;
-	luaL_getmetatable(L, ERROR_MT);
-	is = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
-	if (!is)
-		return 0;
-	/* A number: "2" would pass lua_tointegerx. */
-	lua_getfield(L, idx, "errno");
-	is = 0;
-	e = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &is) : 0;
-	lua_pop(L, 1);
-	if (!is || !luafs_valid_errno(e))
-		return 0;
-	*err = (int)e;
-	return 1;
-}
-
-/*
- * luafs.error(errno [, message]) raises an error object that carries the
- * errno; a callback that lets it escape answers -errno, without a log line.
- */
-static int l_error(lua_State *L)
-{
-	lua_Integer e = luaL_checkinteger(L, 1);
-	const char *msg = luaL_optstring(L, 2, NULL);
-
-	luaL_argcheck(L, luafs_valid_errno(e), 1, "not an errno value");
-	lua_createtable(L, 0, 2);
-	lua_pushinteger(L, e);
-	lua_setfield(L, -2, "errno");
-	if (msg)
-		lua_pushstring(L, msg);
-	else
-		lua_pushstring(L, strerror((int)e));
-	lua_setfield(L, -2, "message");
-	luaL_setmetatable(L, ERROR_MT);
-	return lua_error(L);
-}
-
-static int error_tostring(lua_State *L)
-{
-	const char *msg, *e;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_getfield(L, 1, "message");
-	lua_getfield(L, 1, "errno");
-	msg = luaL_tolstring(L, 2, NULL);
-	e = luaL_tolstring(L, 3, NULL);
-	lua_pushfstring(L, "%s (errno %s)", msg, e);
-	return 1;
 }
 
 /*
@@ -212,7 +140,6 @@ static int l_log(lua_State *L)
 }
 
 static const luaL_Reg module_funcs[] = {
-	{"error", l_error},
 	{"groups", l_groups},
 	{"interrupted", l_interrupted},
 	{"version", l_version},
@@ -223,15 +150,9 @@ static const luaL_Reg module_funcs[] = {
 
 int luaopen_luafs(lua_State *L)
 {
-	if (luaL_newmetatable(L, ERROR_MT)) {
-		lua_pushcfunction(L, error_tostring);
-		lua_setfield(L, -2, "__tostring");
-		/* Nobody else may make error objects: they skip the log. */
-		lua_pushliteral(L, ERROR_MT);
-		lua_setfield(L, -2, "__metatable");
-	}
-	lua_pop(L, 1);
 	luaL_newlib(L, module_funcs);
+	luafs_error_open(L);
+	lua_setfield(L, -2, "error");
 	lua_pushliteral(L, "uid");
 	lua_pushliteral(L, "gid");
 	lua_pushliteral(L, "pid");
