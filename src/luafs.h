@@ -231,6 +231,11 @@ void luafs_set_constants(lua_State *L, int idx);
 
 /* sys.c: luafs.sys, the syscalls a passthrough needs. */
 int luafs_open_sys(lua_State *L);
+int luafs_sys_fail(lua_State *L, int err, const char *what);
+
+/* dir.c: luafs.Dir, a directory stream of luafs.sys. */
+void luafs_dir_open(lua_State *L);
+DIR **luafs_dir_new(lua_State *L);
 /* The stream of the luafs.Dir at idx, NULL for other values; raises if closed. */
 DIR *luafs_test_dir(lua_State *L, int idx);
 

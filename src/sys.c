@@ -30,10 +30,6 @@ it there.
 #include <time.h>
 #include <unistd.h>
 
-#define DIR_MT "luafs.Dir"
-
-static const struct luafs_type dir_type = { DIR_MT, LUAFS_T_DIR };
-
 /* Failures */
 
 /*
@@ -89,6 +85,12 @@ static int pushfail(lua_State *L, int err, const char *what,
 		luaL_pushresultsize(&b, total);
 	lua_pushinteger(L, err);
 	return 3;
+}
+
+/* The same failure for the methods of luafs.Dir (dir.c). */
+int luafs_sys_fail(lua_State *L, int err, const char *what)
+{
+	return pushfail(L, err, what, NULL, NULL);
 }
 
 static int fail(lua_State *L, const char *what)
@@ -1421,50 +1423,7 @@ static int sys_faccessat(lua_State *L)
 	return ok(L);
 }
 
-/* Directory streams */
-
-struct ldir {
-	DIR *dir;	/* NULL once closed */
-};
-
-static DIR *checkdir(lua_State *L)
-{
-	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
-
-	if (!d->dir)
-		luaL_error(L, "closed " DIR_MT);
-	return d->dir;
-}
-
-DIR *luafs_test_dir(lua_State *L, int idx)
-{
-	struct ldir *d = luafs_testudata(L, idx, &dir_type);
-
-	if (d && !d->dir)
-		luaL_error(L, "closed " DIR_MT);
-	return d ? d->dir : NULL;
-}
-
-/* The one place a stream is closed, for close(), __close and __gc alike;
- * clearing the pointer first makes every later call a no-op. */
-static int dir_release(struct ldir *d)
-{
-	DIR *dir = d->dir;
-
-	d->dir = NULL;
-	return dir ? closedir(dir) : 0;
-}
-
-/* The userdata exists before the stream does, so a memory error while
- * creating it cannot leak an open DIR. */
-static struct ldir *newdir(lua_State *L)
-{
-	struct ldir *d = lua_newuserdatauv(L, sizeof *d, 0);
-
-	d->dir = NULL;
-	luafs_setmetatable(L, &dir_type);
-	return d;
-}
+/* Directory streams: the luafs.Dir they make is in dir.c */
 
 /***
 Open a directory stream.
@@ -1481,10 +1440,10 @@ of any size lists in constant memory.
 static int sys_opendir(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
-	struct ldir *d = newdir(L);
+	DIR **dir = luafs_dir_new(L);
 
-	d->dir = opendir(path);
-	if (!d->dir)
+	*dir = opendir(path);
+	if (!*dir)
 		return failpath(L, "opendir", path);
 	return 1;
 }
@@ -1503,127 +1462,11 @@ On success the stream owns fd: closing the stream closes it.
 static int sys_fdopendir(lua_State *L)
 {
 	int fd = checkint(L, 1);
-	struct ldir *d = newdir(L);
+	DIR **dir = luafs_dir_new(L);
 
-	d->dir = fdopendir(fd);
-	if (!d->dir)
+	*dir = fdopendir(fd);
+	if (!*dir)
 		return fail(L, "fdopendir");
-	return 1;
-}
-
-/***
-A directory stream from @{opendir} or @{fdopendir}, a `luafs.Dir`.
-It is closed by `close()`, by leaving the scope of a `<close>` variable,
-or by the garbage collector, whichever comes first.
-@type Dir
-*/
-
-/***
-The next entry.
-`for name, ino, dtype in dir.read, dir do ... end` walks the stream.
-@function Dir:read
-@treturn[1] string name
-@treturn[1] int inode number
-@treturn[1] int type, one of the `DT_*` constants (`DT_UNKNOWN` when the
-filesystem does not say)
-@return[2] nil at the end of the directory
-@return[3] nil
-@treturn[3] string error message
-@treturn[3] int errno
-@see readdir(3)
-*/
-static int dir_read(lua_State *L)
-{
-	DIR *dir = checkdir(L);
-	struct dirent *e;
-	lua_Integer ino;
-	int type;
-
-	/* NULL is both the end and an error; only errno tells them apart. */
-	errno = 0;
-	e = readdir(dir);
-	if (!e) {
-		if (errno)
-			return fail(L, "readdir");
-		luaL_pushfail(L);
-		return 1;
-	}
-	/* Taken first: a finalizer run by the push below may close dir and
-	 * free e. */
-	ino = (lua_Integer)e->d_ino;
-	type = e->d_type;
-	lua_pushstring(L, e->d_name);
-	lua_pushinteger(L, ino);
-	lua_pushinteger(L, type);
-	return 3;
-}
-
-/***
-The current position, to come back to with @{Dir:seek}.
-It is the offset of the next entry, as a FUSE readdir offset is.
-@function Dir:tell
-@treturn[1] int position
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see telldir(3)
-*/
-static int dir_tell(lua_State *L)
-{
-	long pos = telldir(checkdir(L));
-
-	if (pos == -1)
-		return fail(L, "telldir");
-	lua_pushinteger(L, pos);
-	return 1;
-}
-
-/***
-Go back to a position from @{Dir:tell}, or 0 for the start.
-@function Dir:seek
-@int pos
-@treturn boolean true
-@see seekdir(3)
-*/
-static int dir_seek(lua_State *L)
-{
-	DIR *dir = checkdir(L);
-
-	seekdir(dir, (long)checkinteger(L, 2));
-	return ok(L);
-}
-
-/***
-Close the stream.  Using it afterwards raises an error.
-@function Dir:close
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see closedir(3)
-*/
-static int dir_close(lua_State *L)
-{
-	checkdir(L);
-	if (dir_release(lua_touserdata(L, 1)) == -1)
-		return fail(L, "closedir");
-	return ok(L);
-}
-
-static int dir_gc(lua_State *L)
-{
-	dir_release(luafs_checkudata(L, 1, &dir_type));
-	return 0;
-}
-
-static int dir_tostring(lua_State *L)
-{
-	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
-
-	if (d->dir)
-		lua_pushfstring(L, DIR_MT " (%p)", (void *)d->dir);
-	else
-		lua_pushliteral(L, DIR_MT " (closed)");
 	return 1;
 }
 
@@ -2517,32 +2360,11 @@ static const luaL_Reg sys_funcs[] = {
 	{ NULL, NULL }
 };
 
-static const luaL_Reg dir_methods[] = {
-	{ "read", dir_read },
-	{ "tell", dir_tell },
-	{ "seek", dir_seek },
-	{ "close", dir_close },
-	{ NULL, NULL }
-};
-
-static const luaL_Reg dir_meta[] = {
-	{ "__gc", dir_gc },
-	{ "__close", dir_gc },
-	{ "__tostring", dir_tostring },
-	{ NULL, NULL }
-};
-
 int luafs_open_sys(lua_State *L)
 {
 	struct scratch *s;
 
-	if (luafs_newmetatable(L, &dir_type)) {
-		luaL_setfuncs(L, dir_meta, 0);
-		luaL_newlib(L, dir_methods);
-		lua_setfield(L, -2, "__index");
-	}
-	lua_pop(L, 1);
-
+	luafs_dir_open(L);
 	luaL_newlibtable(L, sys_funcs);
 	s = lua_newuserdatauv(L, sizeof *s, 0);
 	s->p = NULL;
