@@ -217,7 +217,7 @@ void luafs_handle_push(lua_State *L, struct luafs_state *s,
 void luafs_handle_drop(lua_State *L, struct luafs_state *s,
 		       struct fuse_file_info *fi);
 
-/* stattable.c: struct stat and struct statvfs as Lua tables; luafs.Stat. */
+/* stattable.c: struct stat, statvfs and flock as Lua tables; luafs.Stat. */
 void luafs_push_stat(lua_State *L, const struct stat *st, int into);
 struct stat *luafs_test_stat(lua_State *L, int idx);
 void luafs_stat_open(lua_State *L);
@@ -225,6 +225,8 @@ void luafs_check_stat(lua_State *L, int idx, struct stat *st);
 struct statvfs;
 void luafs_push_statvfs(lua_State *L, const struct statvfs *sv);
 void luafs_check_statvfs(lua_State *L, int idx, struct statvfs *sv);
+void luafs_push_flock(lua_State *L, const struct flock *fl, int into);
+void luafs_check_flock(lua_State *L, int idx, struct flock *fl);
 
 /* constants.c: errno names, mode bits, flags, into the table at idx. */
 void luafs_set_constants(lua_State *L, int idx);

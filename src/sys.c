@@ -1726,29 +1726,6 @@ static int sys_flock(lua_State *L)
 	return flock(fd, op) == -1 ? fail(L, "flock") : ok(L);
 }
 
-static lua_Integer lockfield(lua_State *L, const char *name, int required,
-			     lua_Integer def)
-{
-	lua_Integer v = def;
-	int isnum;
-
-	if (lua_getfield(L, 3, name) != LUA_TNIL) {
-		v = lua_tointegerx(L, -1, &isnum);
-		if (!isnum || lua_type(L, -1) != LUA_TNUMBER)
-			luaL_argerror(L, 3, lua_pushfstring(L,
-				"field '%s' must be an integer", name));
-	} else if (required)
-		luaL_argerror(L, 3, lua_pushfstring(L, "no field '%s'", name));
-	lua_pop(L, 1);
-	return v;
-}
-
-static void setlockfield(lua_State *L, const char *name, lua_Integer v)
-{
-	lua_pushinteger(L, v);
-	lua_setfield(L, 3, name);
-}
-
 /***
 Test, apply or remove a POSIX record lock.
 With `F_GETLK` the table is updated in place to the first lock that would
@@ -1780,20 +1757,13 @@ static int sys_fcntl_lock(lua_State *L)
 		return luaL_argerror(L, 2, "not a lock command");
 	}
 	luaL_checktype(L, 3, LUA_TTABLE);
-	memset(&fl, 0, sizeof fl);
-	fl.l_type = (short)lockfield(L, "type", 1, 0);
-	fl.l_whence = (short)lockfield(L, "whence", 0, SEEK_SET);
-	fl.l_start = (off_t)lockfield(L, "start", 0, 0);
-	fl.l_len = (off_t)lockfield(L, "len", 0, 0);
-	fl.l_pid = (pid_t)lockfield(L, "pid", 0, 0);
+	/* Absent, it would be 0, F_RDLCK: a lock nobody asked for. */
+	if (lua_getfield(L, 3, "type") == LUA_TNIL)
+		luaL_argerror(L, 3, "no field 'type'");
+	luafs_check_flock(L, 3, &fl);
 	if (fcntl(fd, cmd, &fl) == -1)
 		return fail(L, "fcntl");
-	setlockfield(L, "type", fl.l_type);
-	setlockfield(L, "whence", fl.l_whence);
-	setlockfield(L, "start", fl.l_start);
-	setlockfield(L, "len", fl.l_len);
-	setlockfield(L, "pid", fl.l_pid);
-	lua_settop(L, 3);
+	luafs_push_flock(L, &fl, 3);
 	return 1;
 }
 
