@@ -172,6 +172,9 @@ void luafs_signals_block(void);
 /* main.c: tells a waiting parent that start-up is over. */
 void luafs_host_started(void);
 
+/* mountpoint.c: the mountpoint's absolute path; stale mounts recovered. */
+int luafs_mountpoint_check(const char *mnt, char *resolved);
+
 /* fileinfo.c: luafs.FileInfo, valid for the duration of one call. */
 void luafs_fileinfo_open(lua_State *L);
 void luafs_fileinfo_push(lua_State *L, struct luafs_call *c,
