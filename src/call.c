@@ -4,7 +4,7 @@
  * Follow a read_buf.  libfuse calls op_read_buf (ops.c) with the request's
  * arguments; the shim puts them in its struct read_args and calls
  * luafs_call with read_buf_body.  luafs_call checks a Lua state out of the
- * pool (state.c): the one that holds the file's handle, or any free one.
+ * pool (pool.c): the one that holds the file's handle, or any free one.
  * It then runs the body under one lua_pcall, with msghandler as the
  * message handler, as lua.c runs pmain: the body pushes the arguments (the
  * path, the size, the offset, a luafs.FileInfo), luafs_invoke calls the

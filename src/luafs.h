@@ -2,7 +2,7 @@
  * luafs.h: the one internal header of the luafs host.
  *
  * The host answers every FUSE request by calling a function from a Lua
- * script.  A request checks a Lua state out of the pool (state.c), runs the
+ * script.  A request checks a Lua state out of the pool (pool.c), runs the
  * script's function under lua_pcall (call.c) through a thin shim per
  * operation (ops.c), and turns what the script returned into the reply.
  */
@@ -57,7 +57,7 @@ struct luafs_state {
 	int handles;		/* registry ref of the open-handle table */
 	int lent[3];		/* registry refs that hold a call's lent objects */
 	int wanted_states;	/* the script's "states" field, or 0 */
-	struct {		/* the pool's bookkeeping (state.c) */
+	struct {		/* the pool's bookkeeping (pool.c) */
 		int busy;	/* checked out by a request */
 		pid_t owner;	/* thread that checked it out, or 0 */
 		int nhandles;	/* open handles, to spread new ones */
@@ -112,17 +112,27 @@ size_t luafs_heap_used(const struct luafs_heap *h);
 struct luafs_metatables *luafs_heap_metatables(void *ud);
 void luafs_heap_free(struct luafs_heap *h);
 
-/* state.c: creating states, loading the script, the pool. */
+/* load.c: the script's text, loaded into a state; the modules beside it. */
+int luafs_script_read(char **err);
+void luafs_script_free(void);
+int luafs_script_load(lua_State *L);
+void luafs_script_run(lua_State *L, struct luafs_state *s, int *ops);
+void luafs_script_drop_modules(lua_State *L);
+int luafs_script_restore_modules(lua_State *L);
+void luafs_script_keep_modules(lua_State *L);
+void luafs_set_generation(lua_State *L, int generation);
+char *luafs_error_text(lua_State *L);
+
+/* pool.c: the states that serve, checked out per request. */
 #define LUAFS_MAX_STATES 1024
 int luafs_pool_open(int n);
 void luafs_pool_close(void);
+int luafs_state_load(struct luafs_state *s, int index, int generation,
+		     lua_Hook hook, char **err);
+void luafs_state_close(struct luafs_state *s);
 struct luafs_state *luafs_state_acquire(int index, int from_request);
 void luafs_state_release(struct luafs_state *s);
 pid_t luafs_tid(void);
-int luafs_state_check(lua_Hook hook, char **err);
-int luafs_state_prepare(struct luafs_state *s, lua_Hook hook, char **err);
-void luafs_state_discard(struct luafs_state *s);
-void luafs_pool_publish(int ok);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
 
@@ -184,6 +194,7 @@ void luafs_fileinfo_push(lua_State *L, struct luafs_call *c,
 int luafs_reload_start(int watch);
 void luafs_reload_stop(void);
 void luafs_reload_request(void);
+void luafs_reload_switch(struct luafs_state *s);
 
 /* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
 void luafs_stdlibs_open(lua_State *L);
