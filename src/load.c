@@ -253,35 +253,6 @@ static void resolve_ops(lua_State *L, struct luafs_state *s, int t, int *ops)
 	}
 }
 
-/* luafs.states() -> how many states serve, and which one this is. */
-static int l_states(lua_State *L)
-{
-	lua_pushinteger(L, luafs_host.nstates);
-	lua_pushvalue(L, lua_upvalueindex(1));
-	return 2;
-}
-
-/*
- * luafs.generation() -> which load of the script the calling code is: 1 at
- * mount, one more per reload that took over.  Each state keeps its own
- * number (in the registry, since the state's struct moves at start-up),
- * so a request that started before a reload and still runs the old code
- * sees the old number.
- */
-static const char generation_key = 'g';
-
-void luafs_set_generation(lua_State *L, int generation)
-{
-	lua_pushinteger(L, generation);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &generation_key);
-}
-
-static int l_generation(lua_State *L)
-{
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &generation_key);
-	return 1;
-}
-
 /*
  * The script's text, read once for the pool at mount and once per reload,
  * so that every state (and the scratch state that checks a reload) runs
@@ -408,26 +379,8 @@ int luafs_script_load(lua_State *L)
 
 	luaL_openlibs(L);
 	luafs_stdlibs_open(L);
-	luaL_requiref(L, "luafs", luaopen_luafs, 0);
-	luafs_bufvec_open(L);
-	lua_setfield(L, -2, "BufVec");
-	luafs_invalidate_open(L, lua_gettop(L));
-	luafs_shared_open(L);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -3, "shared");
-	/* Argument errors then name luafs.shared.get, not '?'. */
-	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	lua_insert(L, -2);
-	lua_setfield(L, -2, "luafs.shared");
-	lua_pop(L, 1);
-	lua_pushinteger(L, s->index + 1);
-	lua_pushcclosure(L, l_states, 1);
-	lua_setfield(L, -2, "states");
 	luafs_set_generation(L, s->code.generation);
-	lua_pushcfunction(L, l_generation);
-	lua_setfield(L, -2, "generation");
-	lua_newtable(L);
-	lua_setfield(L, -2, "stash");
+	luaL_requiref(L, "luafs", luaopen_luafs, 0);
 	lua_pop(L, 1);
 	luafs_fileinfo_open(L);
 	luafs_pollhandle_open(L);

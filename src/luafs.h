@@ -120,7 +120,6 @@ void luafs_script_run(lua_State *L, struct luafs_state *s, int *ops);
 void luafs_script_drop_modules(lua_State *L);
 int luafs_script_restore_modules(lua_State *L);
 void luafs_script_keep_modules(lua_State *L);
-void luafs_set_generation(lua_State *L, int generation);
 char *luafs_error_text(lua_State *L);
 
 /* pool.c: the states that serve, checked out per request. */
@@ -133,6 +132,7 @@ void luafs_state_close(struct luafs_state *s);
 struct luafs_state *luafs_state_acquire(int index, int from_request);
 void luafs_state_release(struct luafs_state *s);
 pid_t luafs_tid(void);
+int luafs_pool_states(lua_State *L);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
 
@@ -219,7 +219,7 @@ void luafs_poll_hold(struct luafs_poll *p);
 void luafs_poll_unref(struct luafs_poll *p);
 
 /* invalidate.c: luafs.invalidate_path, queued to run outside requests. */
-void luafs_invalidate_open(lua_State *L, int module);
+int luafs_invalidate_path(lua_State *L);
 void luafs_invalidate_stop(void);
 
 /* handles.c: file handles that are any Lua value, kept until release. */
@@ -246,7 +246,7 @@ void luafs_check_flock(lua_State *L, int idx, struct flock *fl);
 void luafs_set_constants(lua_State *L, int idx);
 
 /* sys.c: luafs.sys, the syscalls a passthrough needs. */
-int luafs_open_sys(lua_State *L);
+void luafs_open_sys(lua_State *L);
 int luafs_sys_fail(lua_State *L, int err, const char *what);
 
 /* dir.c: luafs.Dir, a directory stream of luafs.sys. */
@@ -282,8 +282,9 @@ void luafs_setmetatable(lua_State *L, const struct luafs_type *t);
 void *luafs_testudata(lua_State *L, int idx, const struct luafs_type *t);
 void *luafs_checkudata(lua_State *L, int idx, const struct luafs_type *t);
 
-/* module.c: require "luafs". */
+/* module.c: require "luafs", its table built from one list. */
 int luaopen_luafs(lua_State *L);
+void luafs_set_generation(lua_State *L, int generation);
 void luafs_set_private(lua_State *L, int idx);
 void luafs_push_private(lua_State *L);
 extern __thread struct luafs_call *luafs_current;

@@ -1,11 +1,13 @@
 /*
- * module.c: require "luafs", the table a script gets: constants, luafs.sys,
- * luafs.error, and the functions that describe the request in progress.
+ * module.c: require "luafs", the table a script gets, built from one list
+ * of its fields: constants, luafs.sys, luafs.error, the functions that
+ * describe the request in progress, and the host's own fields.
  *
- * The same module is built into the host and as a plain Lua C module
- * (luafs.so), so that specs and users' tests running under lua5.4 have the
- * constants and luafs.sys too; outside a request the functions that need
- * one raise an error.
+ * This file is compiled twice: into the host, with LUAFS_HOST, and as a
+ * plain Lua C module (luafs.so), so that specs and users' tests running
+ * under lua5.4 have the constants and luafs.sys too; there the host's
+ * fields are left out, and outside a request the functions that need one
+ * raise an error.
  */
 #include "luafs.h"
 
@@ -124,14 +126,6 @@ static int l_version(lua_State *L)
 	return 1;
 }
 
-/* luafs.generation() -> 1 at mount, one more per successful reload. */
-static int l_generation(lua_State *L)
-{
-	lua_pushinteger(L, __atomic_load_n(&luafs_host.generation,
-					   __ATOMIC_RELAXED));
-	return 1;
-}
-
 /* luafs.log(message): one line in the host's log. */
 static int l_log(lua_State *L)
 {
@@ -139,37 +133,102 @@ static int l_log(lua_State *L)
 	return 0;
 }
 
-static const luaL_Reg module_funcs[] = {
-	{"groups", l_groups},
-	{"interrupted", l_interrupted},
-	{"version", l_version},
-	{"log", l_log},
-	{"generation", l_generation},
-	{NULL, NULL}
-};
+/*
+ * luafs.generation() -> which load of the script the calling code is: 1 at
+ * mount, one more per reload that took over; 0 in the plain module, which
+ * loads no script.  Each state keeps its own number (in the registry, since
+ * the state's struct moves at start-up), so a request that started before
+ * a reload and still runs the old code sees the old number.
+ */
+static const char generation_key = 'g';
 
-int luaopen_luafs(lua_State *L)
+void luafs_set_generation(lua_State *L, int generation)
 {
-	luaL_newlib(L, module_funcs);
-	luafs_error_open(L);
-	lua_setfield(L, -2, "error");
+	lua_pushinteger(L, generation);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &generation_key);
+}
+
+static int l_generation(lua_State *L)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &generation_key);
+	lua_pushinteger(L, lua_tointeger(L, -1));
+	return 1;
+}
+
+/* The field names are upvalues of luafs.context, in its order. */
+static void push_context(lua_State *L)
+{
 	lua_pushliteral(L, "uid");
 	lua_pushliteral(L, "gid");
 	lua_pushliteral(L, "pid");
 	lua_pushliteral(L, "umask");
 	lua_pushliteral(L, "private");
 	lua_pushcclosure(L, l_context, 5);
-	lua_setfield(L, -2, "context");
+}
+
+#ifdef LUAFS_HOST
+static void push_stash(lua_State *L)
+{
+	lua_newtable(L);
+}
+#endif
+
+struct field {
+	const char *name;
+	lua_CFunction func;		/* the field is this function, */
+	void (*push)(lua_State *L);	/* or the value this pushes */
+	int loaded;	/* also package.loaded["luafs.<name>"], so that
+			 * argument errors name luafs.sys.stat, not '?' */
+};
+
+/*
+ * Every field of luafs but the constants (constants.c), which are one
+ * field each.  HOST marks the fields that only the host has (luafs(3)
+ * says so): they need its pool of states and its FUSE session, and the
+ * plain module, built without LUAFS_HOST, leaves them out.
+ */
+#ifdef LUAFS_HOST
+#define HOST(...) { __VA_ARGS__ },
+#else
+#define HOST(...)
+#endif
+static const struct field fields[] = {
+	{ "error", NULL, luafs_error_open, 0 },		/* error.c */
+	{ "context", NULL, push_context, 0 },
+	{ "groups", l_groups, NULL, 0 },
+	{ "interrupted", l_interrupted, NULL, 0 },
+	{ "version", l_version, NULL, 0 },
+	{ "log", l_log, NULL, 0 },
+	{ "generation", l_generation, NULL, 0 },
+	{ "sys", NULL, luafs_open_sys, 1 },		/* sys.c */
+	{ "Stat", NULL, luafs_stat_open, 0 },		/* stattable.c */
+	HOST("BufVec", NULL, luafs_bufvec_open, 0)	/* bufvec.c */
+	HOST("invalidate_path", luafs_invalidate_path, NULL, 0)
+	HOST("shared", NULL, luafs_shared_open, 1)	/* shared.c */
+	HOST("states", luafs_pool_states, NULL, 0)	/* pool.c */
+	HOST("stash", NULL, push_stash, 0)
+};
+#undef HOST
+
+int luaopen_luafs(lua_State *L)
+{
+	size_t i;
+
+	lua_createtable(L, 0, sizeof(fields) / sizeof(fields[0]));
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (fields[i].func)
+			lua_pushcfunction(L, fields[i].func);
+		else
+			fields[i].push(L);
+		if (fields[i].loaded) {
+			luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+			lua_pushfstring(L, "luafs.%s", fields[i].name);
+			lua_pushvalue(L, -3);
+			lua_settable(L, -3);
+			lua_pop(L, 1);
+		}
+		lua_setfield(L, -2, fields[i].name);
+	}
 	luafs_set_constants(L, -1);
-	luafs_open_sys(L);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -3, "sys");
-	/* Argument errors then name luafs.sys.stat, not '?'. */
-	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	lua_insert(L, -2);
-	lua_setfield(L, -2, "luafs.sys");
-	lua_pop(L, 1);
-	luafs_stat_open(L);
-	lua_setfield(L, -2, "Stat");
 	return 1;
 }

@@ -35,7 +35,7 @@ void luafs_state_close(struct luafs_state *s)
 int luafs_state_load(struct luafs_state *s, int index, int generation,
 		     lua_Hook hook, char **err)
 {
-	int i;
+	int i, number = index + 1;
 
 	s->index = index;
 	for (i = 0; i < OP_COUNT; i++)
@@ -54,6 +54,7 @@ int luafs_state_load(struct luafs_state *s, int index, int generation,
 		return -1;
 	}
 	lua_atpanic(s->L, state_panic);
+	memcpy(lua_getextraspace(s->L), &number, sizeof(number));
 	if (hook != NULL)
 		lua_sethook(s->L, hook, LUA_MASKCOUNT, 10000);
 	lua_pushcfunction(s->L, luafs_script_load);
@@ -67,6 +68,22 @@ int luafs_state_load(struct luafs_state *s, int index, int generation,
 	*err = luafs_error_text(s->L);
 	luafs_state_close(s);
 	return -1;
+}
+
+/*
+ * luafs.states() -> how many states serve, and which one this is: its
+ * number, 0 for the scratch state that checks a reload, is kept in the
+ * state's extra space, since the state's struct moves at start-up, and
+ * every coroutine copies it.
+ */
+int luafs_pool_states(lua_State *L)
+{
+	int number;
+
+	memcpy(&number, lua_getextraspace(L), sizeof(number));
+	lua_pushinteger(L, luafs_host.nstates);
+	lua_pushinteger(L, number);
+	return 2;
 }
 
 /*

@@ -1449,7 +1449,7 @@ static const luaL_Reg sys_funcs[] = {
 	{ NULL, NULL }
 };
 
-int luafs_open_sys(lua_State *L)
+void luafs_open_sys(lua_State *L)
 {
 	struct scratch *s;
 
@@ -1464,5 +1464,4 @@ int luafs_open_sys(lua_State *L)
 	}
 	lua_setmetatable(L, -2);
 	luaL_setfuncs(L, sys_funcs, 1);
-	return 1;
 }
