@@ -4,7 +4,7 @@
  * Follow a read_buf.  libfuse calls op_read_buf (ops.c) with the request's
  * arguments; the shim puts them in its struct read_args and calls
  * luafs_call with read_buf_body.  luafs_call checks a Lua state out of the
- * pool (state.c): the one that holds the file's handle, or any free one.
+ * pool (pool.c): the one that holds the file's handle, or any free one.
  * It then runs the body under one lua_pcall, with msghandler as the
  * message handler, as lua.c runs pmain: the body pushes the arguments (the
  * path, the size, the offset, a luafs.FileInfo), luafs_invoke calls the
@@ -173,7 +173,7 @@ static void log_error(lua_State *L, struct luafs_call *c, const char *msg)
 	    ar.linedefined > 0)
 		snprintf(where, sizeof(where), "%s:%d: ", ar.short_src,
 			 ar.linedefined);
-	luafs_flatten(line, sizeof(line), msg);
+	luafs_flatten(line, sizeof(line), msg, " | ");
 	luafs_log(LOG_ERR, "%s%s%s: %s%s", luafs_op_names[c->op],
 		  c->path ? " " : "", c->path ? c->path : "", where, line);
 }

@@ -46,7 +46,7 @@ static void *invalidator(void *arg)
 }
 
 /* luafs.invalidate_path(path): drop the kernel's cache of path, soon. */
-static int l_invalidate_path(lua_State *L)
+int luafs_invalidate_path(lua_State *L)
 {
 	size_t len;
 	const char *path = luaL_checklstring(L, 1, &len);
@@ -74,12 +74,6 @@ static int l_invalidate_path(lua_State *L)
 	pthread_mutex_unlock(&lock);
 	lua_pushboolean(L, 1);
 	return 1;
-}
-
-void luafs_invalidate_open(lua_State *L, int module)
-{
-	lua_pushcfunction(L, l_invalidate_path);
-	lua_setfield(L, module, "invalidate_path");
 }
 
 /* Sends what is queued and ends the thread, before the session ends. */

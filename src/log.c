@@ -36,16 +36,17 @@ void luafs_log(int priority, const char *fmt, ...)
 
 /*
  * Copies msg into out as one line: a newline and the indentation after it
- * become " | ", so that a traceback reads "error | stack traceback: | ...".
+ * become sep, " | " for a traceback ("error | stack traceback: | ...") and
+ * " " for a message that merely wraps, as require's do.
  */
-void luafs_flatten(char *out, size_t size, const char *msg)
+void luafs_flatten(char *out, size_t size, const char *msg, const char *sep)
 {
-	size_t o = 0;
+	size_t o = 0, n = strlen(sep);
 
-	for (; *msg && o + 4 < size; msg++) {
+	for (; *msg && o + n + 1 < size; msg++) {
 		if (*msg == '\n') {
-			memcpy(out + o, " | ", 3);
-			o += 3;
+			memcpy(out + o, sep, n);
+			o += n;
 			while (msg[1] == '\t' || msg[1] == ' ')
 				msg++;
 		} else {

@@ -2,7 +2,7 @@
  * luafs.h: the one internal header of the luafs host.
  *
  * The host answers every FUSE request by calling a function from a Lua
- * script.  A request checks a Lua state out of the pool (state.c), runs the
+ * script.  A request checks a Lua state out of the pool (pool.c), runs the
  * script's function under lua_pcall (call.c) through a thin shim per
  * operation (ops.c), and turns what the script returned into the reply.
  */
@@ -57,7 +57,7 @@ struct luafs_state {
 	int handles;		/* registry ref of the open-handle table */
 	int lent[3];		/* registry refs that hold a call's lent objects */
 	int wanted_states;	/* the script's "states" field, or 0 */
-	struct {		/* the pool's bookkeeping (state.c) */
+	struct {		/* the pool's bookkeeping (pool.c) */
 		int busy;	/* checked out by a request */
 		pid_t owner;	/* thread that checked it out, or 0 */
 		int nhandles;	/* open handles, to spread new ones */
@@ -94,7 +94,8 @@ extern struct luafs_host luafs_host;
 void luafs_log(int priority, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void luafs_log_use_syslog(void);
-void luafs_flatten(char *out, size_t size, const char *msg);
+void luafs_flatten(char *out, size_t size, const char *msg,
+		   const char *sep);
 
 /* The host's one clock: seconds on CLOCK_MONOTONIC. */
 static inline double luafs_now(void)
@@ -113,17 +114,27 @@ size_t luafs_heap_used(const struct luafs_heap *h);
 struct luafs_metatables *luafs_heap_metatables(void *ud);
 void luafs_heap_free(struct luafs_heap *h);
 
-/* state.c: creating states, loading the script, the pool. */
+/* load.c: the script's text, loaded into a state; the modules beside it. */
+int luafs_script_read(char **err);
+void luafs_script_free(void);
+int luafs_script_load(lua_State *L);
+void luafs_script_run(lua_State *L, struct luafs_state *s, int *ops);
+void luafs_script_drop_modules(lua_State *L);
+int luafs_script_restore_modules(lua_State *L);
+void luafs_script_keep_modules(lua_State *L);
+char *luafs_error_text(lua_State *L);
+
+/* pool.c: the states that serve, checked out per request. */
 #define LUAFS_MAX_STATES 1024
 int luafs_pool_open(int n);
 void luafs_pool_close(void);
+int luafs_state_load(struct luafs_state *s, int index, int generation,
+		     lua_Hook hook, char **err);
+void luafs_state_close(struct luafs_state *s);
 struct luafs_state *luafs_state_acquire(int index, int from_request);
 void luafs_state_release(struct luafs_state *s);
 pid_t luafs_tid(void);
-int luafs_state_check(lua_Hook hook, char **err);
-int luafs_state_prepare(struct luafs_state *s, lua_Hook hook, char **err);
-void luafs_state_discard(struct luafs_state *s);
-void luafs_pool_publish(int ok);
+int luafs_pool_states(lua_State *L);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
 
@@ -188,6 +199,9 @@ void luafs_signals_block(void);
 /* main.c: tells a waiting parent that start-up is over. */
 void luafs_host_started(void);
 
+/* mountpoint.c: the mountpoint's absolute path; stale mounts recovered. */
+int luafs_mountpoint_check(const char *mnt, char *resolved);
+
 /* fileinfo.c: luafs.FileInfo, valid for the duration of one call. */
 void luafs_fileinfo_open(lua_State *L);
 void luafs_fileinfo_push(lua_State *L, struct luafs_call *c,
@@ -198,6 +212,7 @@ int luafs_reload_start(int watch);
 void luafs_reload_stop(void);
 void luafs_reload_request(void);
 void luafs_reload_watch_file(const char *path);
+void luafs_reload_switch(struct luafs_state *s);
 
 /* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
 void luafs_stdlibs_open(lua_State *L);
@@ -222,7 +237,7 @@ void luafs_poll_hold(struct luafs_poll *p);
 void luafs_poll_unref(struct luafs_poll *p);
 
 /* invalidate.c: luafs.invalidate_path, queued to run outside requests. */
-void luafs_invalidate_open(lua_State *L, int module);
+int luafs_invalidate_path(lua_State *L);
 void luafs_invalidate_stop(void);
 
 /* handles.c: file handles that are any Lua value, kept until release. */
@@ -234,7 +249,7 @@ void luafs_handle_push(lua_State *L, struct luafs_state *s,
 void luafs_handle_drop(lua_State *L, struct luafs_state *s,
 		       struct fuse_file_info *fi);
 
-/* stattable.c: struct stat and struct statvfs as Lua tables; luafs.Stat. */
+/* stattable.c: struct stat, statvfs and flock as Lua tables; luafs.Stat. */
 void luafs_push_stat(lua_State *L, const struct stat *st, int into);
 struct stat *luafs_test_stat(lua_State *L, int idx);
 void luafs_stat_open(lua_State *L);
@@ -242,6 +257,8 @@ void luafs_check_stat(lua_State *L, int idx, struct stat *st);
 struct statvfs;
 void luafs_push_statvfs(lua_State *L, const struct statvfs *sv);
 void luafs_check_statvfs(lua_State *L, int idx, struct statvfs *sv);
+void luafs_push_flock(lua_State *L, const struct flock *fl, int into);
+void luafs_check_flock(lua_State *L, int idx, struct flock *fl);
 
 /* constants.c: errno names, mode bits, flags, into the table at idx. */
 void luafs_set_constants(lua_State *L, int idx);
@@ -249,9 +266,19 @@ const char *luafs_errno_name(int e);
 void luafs_open_flags_name(int flags, char *out, size_t size);
 
 /* sys.c: luafs.sys, the syscalls a passthrough needs. */
-int luafs_open_sys(lua_State *L);
+void luafs_open_sys(lua_State *L);
+int luafs_sys_fail(lua_State *L, int err, const char *what);
+
+/* dir.c: luafs.Dir, a directory stream of luafs.sys. */
+void luafs_dir_open(lua_State *L);
+DIR **luafs_dir_new(lua_State *L);
 /* The stream of the luafs.Dir at idx, NULL for other values; raises if closed. */
 DIR *luafs_test_dir(lua_State *L, int idx);
+
+/* error.c: luafs.Error, raised by luafs.error, answered with its errno. */
+void luafs_error_open(lua_State *L);
+int luafs_is_error(lua_State *L, int idx, int *err);
+int luafs_valid_errno(lua_Integer e);
 
 /* udata.c: the one way luafs makes and checks its userdata. */
 enum luafs_type_id {
@@ -275,10 +302,9 @@ void luafs_setmetatable(lua_State *L, const struct luafs_type *t);
 void *luafs_testudata(lua_State *L, int idx, const struct luafs_type *t);
 void *luafs_checkudata(lua_State *L, int idx, const struct luafs_type *t);
 
-/* module.c: require "luafs". */
+/* module.c: require "luafs", its table built from one list. */
 int luaopen_luafs(lua_State *L);
-int luafs_is_error(lua_State *L, int idx, int *err);
-int luafs_valid_errno(lua_Integer e);
+void luafs_set_generation(lua_State *L, int generation);
 void luafs_set_private(lua_State *L, int idx);
 void luafs_push_private(lua_State *L);
 extern __thread struct luafs_call *luafs_current;

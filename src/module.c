@@ -1,18 +1,17 @@
 /*
- * module.c: require "luafs", the table a script gets: constants, luafs.sys,
- * luafs.error, and the functions that describe the request in progress.
+ * module.c: require "luafs", the table a script gets, built from one list
+ * of its fields: constants, luafs.sys, luafs.error, the functions that
+ * describe the request in progress, and the host's own fields.
  *
- * The same module is built into the host and as a plain Lua C module
- * (luafs.so), so that specs and users' tests running under lua5.4 have the
- * constants and luafs.sys too; outside a request the functions that need
- * one raise an error.
+ * This file is compiled twice: into the host, with LUAFS_HOST, and as a
+ * plain Lua C module (luafs.so), so that specs and users' tests running
+ * under lua5.4 have the constants and luafs.sys too; there the host's
+ * fields are left out, and outside a request the functions that need one
+ * raise an error.
  */
 #include "luafs.h"
 
 #include <errno.h>
-#include <string.h>
-
-#define ERROR_MT "luafs.Error"
 
 struct luafs_host luafs_host;
 
@@ -46,78 +45,9 @@ void luafs_set_private(lua_State *L, int idx)
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &private_key);
 }
 
-/* The kernel accepts errors from 1 to 511 (ERESTARTSYS is 512). */
-int luafs_valid_errno(lua_Integer e)
-{
-	return e > 0 && e < 512;
-}
-
 void luafs_push_private(lua_State *L)
 {
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &private_key);
-}
-
-/*
- * Whether the value at idx is a luafs.error object with a valid errno.
- * Its fields are a plain table's, so a script could have changed errno;
- * one that is no errno any more makes it an ordinary error (EIO).
- */
-int luafs_is_error(lua_State *L, int idx, int *err)
-{
-	lua_Integer e;
-	int is;
-
-	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
-		return 0;
-	luaL_getmetatable(L, ERROR_MT);
-	is = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
-	if (!is)
-		return 0;
-	/* A number: "2" would pass lua_tointegerx. */
-	lua_getfield(L, idx, "errno");
-	is = 0;
-	e = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &is) : 0;
-	lua_pop(L, 1);
-	if (!is || !luafs_valid_errno(e))
-		return 0;
-	*err = (int)e;
-	return 1;
-}
-
-/*
- * luafs.error(errno [, message]) raises an error object that carries the
- * errno; a callback that lets it escape answers -errno, without a log line.
- */
-static int l_error(lua_State *L)
-{
-	lua_Integer e = luaL_checkinteger(L, 1);
-	const char *msg = luaL_optstring(L, 2, NULL);
-
-	luaL_argcheck(L, luafs_valid_errno(e), 1, "not an errno value");
-	lua_createtable(L, 0, 2);
-	lua_pushinteger(L, e);
-	lua_setfield(L, -2, "errno");
-	if (msg)
-		lua_pushstring(L, msg);
-	else
-		lua_pushstring(L, strerror((int)e));
-	lua_setfield(L, -2, "message");
-	luaL_setmetatable(L, ERROR_MT);
-	return lua_error(L);
-}
-
-static int error_tostring(lua_State *L)
-{
-	const char *msg, *e;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_getfield(L, 1, "message");
-	lua_getfield(L, 1, "errno");
-	msg = luaL_tolstring(L, 2, NULL);
-	e = luaL_tolstring(L, 3, NULL);
-	lua_pushfstring(L, "%s (errno %s)", msg, e);
-	return 1;
 }
 
 /*
@@ -196,14 +126,6 @@ static int l_version(lua_State *L)
 	return 1;
 }
 
-/* luafs.generation() -> 1 at mount, one more per successful reload. */
-static int l_generation(lua_State *L)
-{
-	lua_pushinteger(L, __atomic_load_n(&luafs_host.generation,
-					   __ATOMIC_RELAXED));
-	return 1;
-}
-
 /* luafs.log(message): one line in the host's log. */
 static int l_log(lua_State *L)
 {
@@ -211,44 +133,102 @@ static int l_log(lua_State *L)
 	return 0;
 }
 
-static const luaL_Reg module_funcs[] = {
-	{"error", l_error},
-	{"groups", l_groups},
-	{"interrupted", l_interrupted},
-	{"version", l_version},
-	{"log", l_log},
-	{"generation", l_generation},
-	{NULL, NULL}
-};
+/*
+ * luafs.generation() -> which load of the script the calling code is: 1 at
+ * mount, one more per reload that took over; 0 in the plain module, which
+ * loads no script.  Each state keeps its own number (in the registry, since
+ * the state's struct moves at start-up), so a request that started before
+ * a reload and still runs the old code sees the old number.
+ */
+static const char generation_key = 'g';
 
-int luaopen_luafs(lua_State *L)
+void luafs_set_generation(lua_State *L, int generation)
 {
-	if (luaL_newmetatable(L, ERROR_MT)) {
-		lua_pushcfunction(L, error_tostring);
-		lua_setfield(L, -2, "__tostring");
-		/* Nobody else may make error objects: they skip the log. */
-		lua_pushliteral(L, ERROR_MT);
-		lua_setfield(L, -2, "__metatable");
-	}
-	lua_pop(L, 1);
-	luaL_newlib(L, module_funcs);
+	lua_pushinteger(L, generation);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &generation_key);
+}
+
+static int l_generation(lua_State *L)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &generation_key);
+	lua_pushinteger(L, lua_tointeger(L, -1));
+	return 1;
+}
+
+/* The field names are upvalues of luafs.context, in its order. */
+static void push_context(lua_State *L)
+{
 	lua_pushliteral(L, "uid");
 	lua_pushliteral(L, "gid");
 	lua_pushliteral(L, "pid");
 	lua_pushliteral(L, "umask");
 	lua_pushliteral(L, "private");
 	lua_pushcclosure(L, l_context, 5);
-	lua_setfield(L, -2, "context");
+}
+
+#ifdef LUAFS_HOST
+static void push_stash(lua_State *L)
+{
+	lua_newtable(L);
+}
+#endif
+
+struct field {
+	const char *name;
+	lua_CFunction func;		/* the field is this function, */
+	void (*push)(lua_State *L);	/* or the value this pushes */
+	int loaded;	/* also package.loaded["luafs.<name>"], so that
+			 * argument errors name luafs.sys.stat, not '?' */
+};
+
+/*
+ * Every field of luafs but the constants (constants.c), which are one
+ * field each.  HOST marks the fields that only the host has (luafs(3)
+ * says so): they need its pool of states and its FUSE session, and the
+ * plain module, built without LUAFS_HOST, leaves them out.
+ */
+#ifdef LUAFS_HOST
+#define HOST(...) { __VA_ARGS__ },
+#else
+#define HOST(...)
+#endif
+static const struct field fields[] = {
+	{ "error", NULL, luafs_error_open, 0 },		/* error.c */
+	{ "context", NULL, push_context, 0 },
+	{ "groups", l_groups, NULL, 0 },
+	{ "interrupted", l_interrupted, NULL, 0 },
+	{ "version", l_version, NULL, 0 },
+	{ "log", l_log, NULL, 0 },
+	{ "generation", l_generation, NULL, 0 },
+	{ "sys", NULL, luafs_open_sys, 1 },		/* sys.c */
+	{ "Stat", NULL, luafs_stat_open, 0 },		/* stattable.c */
+	HOST("BufVec", NULL, luafs_bufvec_open, 0)	/* bufvec.c */
+	HOST("invalidate_path", luafs_invalidate_path, NULL, 0)
+	HOST("shared", NULL, luafs_shared_open, 1)	/* shared.c */
+	HOST("states", luafs_pool_states, NULL, 0)	/* pool.c */
+	HOST("stash", NULL, push_stash, 0)
+};
+#undef HOST
+
+int luaopen_luafs(lua_State *L)
+{
+	size_t i;
+
+	lua_createtable(L, 0, sizeof(fields) / sizeof(fields[0]));
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (fields[i].func)
+			lua_pushcfunction(L, fields[i].func);
+		else
+			fields[i].push(L);
+		if (fields[i].loaded) {
+			luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+			lua_pushfstring(L, "luafs.%s", fields[i].name);
+			lua_pushvalue(L, -3);
+			lua_settable(L, -3);
+			lua_pop(L, 1);
+		}
+		lua_setfield(L, -2, fields[i].name);
+	}
 	luafs_set_constants(L, -1);
-	luafs_open_sys(L);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -3, "sys");
-	/* Argument errors then name luafs.sys.stat, not '?'. */
-	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	lua_insert(L, -2);
-	lua_setfield(L, -2, "luafs.sys");
-	lua_pop(L, 1);
-	luafs_stat_open(L);
-	lua_setfield(L, -2, "Stat");
 	return 1;
 }

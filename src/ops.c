@@ -974,35 +974,6 @@ struct lock_args {
 	struct flock *lk;
 };
 
-static void push_lock(lua_State *L, const struct flock *lk)
-{
-	lua_createtable(L, 0, 5);
-	lua_pushinteger(L, lk->l_type);
-	lua_setfield(L, -2, "type");
-	lua_pushinteger(L, lk->l_whence);
-	lua_setfield(L, -2, "whence");
-	lua_pushinteger(L, lk->l_start);
-	lua_setfield(L, -2, "start");
-	lua_pushinteger(L, lk->l_len);
-	lua_setfield(L, -2, "len");
-	lua_pushinteger(L, lk->l_pid);
-	lua_setfield(L, -2, "pid");
-}
-
-static lua_Integer lock_field(lua_State *L, int idx, const char *name)
-{
-	int isint;
-	lua_Integer v;
-
-	lua_getfield(L, idx, name);
-	v = lua_tointegerx(L, -1, &isint);
-	if (!isint && !lua_isnil(L, -1))
-		luaL_error(L, "lock field '%s' must be an integer, got %s",
-			   name, got(L, -1));
-	lua_pop(L, 1);
-	return v;
-}
-
 /* F_GETLK answers with the lock table describing the conflicting lock. */
 static int lock_body(lua_State *L)
 {
@@ -1013,17 +984,13 @@ static int lock_body(lua_State *L)
 	push_path(L, c->path);
 	luafs_fileinfo_push(L, c, c->fi, 0);
 	lua_pushinteger(L, a->cmd);
-	push_lock(L, lk);
+	luafs_push_flock(L, lk, 0);
 	if (luafs_invoke(L, c, 1) < 0 || a->cmd != F_GETLK)
 		return 0;
 	if (!lua_istable(L, FIRST))
 		luaL_error(L, "lock must return a lock table for F_GETLK, "
 			   "got %s", got(L, FIRST));
-	lk->l_type = (short)lock_field(L, FIRST, "type");
-	lk->l_whence = (short)lock_field(L, FIRST, "whence");
-	lk->l_start = (off_t)lock_field(L, FIRST, "start");
-	lk->l_len = (off_t)lock_field(L, FIRST, "len");
-	lk->l_pid = (pid_t)lock_field(L, FIRST, "pid");
+	luafs_check_flock(L, FIRST, lk);
 	return 0;
 }
 

@@ -82,12 +82,143 @@ static void log_changed_ops(const struct luafs_state *s)
 	}
 }
 
+/*
+ * Reload, in a live state: the new code runs beside the old, whose
+ * references stay until the reload is published and the state's next
+ * checkout switches.  The modules the old code loaded from the script's
+ * directory are loaded again.  The script's reload(old) hook sees the
+ * old table.
+ */
+static int reload_script(lua_State *L)
+{
+	struct luafs_state *s = lua_touserdata(L, 1);
+
+	luafs_set_generation(L, s->next.generation);
+	luafs_script_drop_modules(L);
+	luafs_script_run(L, s, s->next.ops);
+	if (lua_getfield(L, -1, "reload") != LUA_TNIL) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, s->code.table);
+		lua_call(L, 1, 0);
+	} else {
+		lua_pop(L, 1);
+	}
+	s->next.table = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+/* Drops code's references; clearing references never allocates. */
+static void unref_code(lua_State *L, struct luafs_code *code)
+{
+	int i;
+
+	for (i = 0; i < OP_COUNT; i++) {
+		luaL_unref(L, LUA_REGISTRYINDEX, code->ops[i]);
+		code->ops[i] = LUA_NOREF;
+	}
+	luaL_unref(L, LUA_REGISTRYINDEX, code->table);
+	code->table = LUA_NOREF;
+	code->generation = 0;
+}
+
+/* Drops prepared code that will not serve, and puts the old modules back. */
+static void discard(struct luafs_state *s)
+{
+	int top = lua_gettop(s->L);
+
+	lua_pushcfunction(s->L, luafs_script_restore_modules);
+	if (lua_pcall(s->L, 0, 0, 0) != LUA_OK)
+		luafs_log(LOG_WARNING, "reload: cannot restore the modules "
+			  "of state %d: %s", s->index + 1,
+			  lua_tostring(s->L, -1));
+	lua_settop(s->L, top);
+	unref_code(s->L, &s->next);
+}
+
+/*
+ * Loads the reloaded code (check_script read it) beside the old, in
+ * a state the caller checked out; on failure *err says why.
+ */
+static int prepare(struct luafs_state *s, lua_Hook hook, char **err)
+{
+	lua_State *L = s->L;
+	int top = lua_gettop(L), res;
+
+	s->next.generation = luafs_host.generation + 1;
+	lua_sethook(L, hook, LUA_MASKCOUNT, 10000);
+	lua_pushcfunction(L, reload_script);
+	lua_pushlightuserdata(L, s);
+	res = lua_pcall(L, 1, 0, 0);
+	lua_sethook(L, NULL, 0, 0);
+	/* The key exists: setting it cannot raise a memory error. */
+	luafs_set_generation(L, s->code.generation);
+	if (res == LUA_OK)
+		return 0;
+	*err = luafs_error_text(L);
+	lua_settop(L, top);
+	discard(s);
+	return -1;
+}
+
+/*
+ * Makes the published code the state's code.  Its owner does it at
+ * checkout, so a request in flight finishes on the code it started with.
+ * Clearing references never allocates, so this is safe unprotected.
+ */
+void luafs_reload_switch(struct luafs_state *s)
+{
+	int i;
+
+	unref_code(s->L, &s->code);
+	s->code = s->next;
+	for (i = 0; i < OP_COUNT; i++)
+		s->next.ops[i] = LUA_NOREF;
+	s->next.table = LUA_NOREF;
+	s->next.generation = 0;
+	luafs_set_generation(s->L, s->code.generation);
+	luafs_script_keep_modules(s->L);
+}
+
+/*
+ * Ends a reload.  When every state has prepared the new code (ok): from
+ * now on each checkout switches its state first, so every request that
+ * starts sees the new code, in all states at once.
+ */
+static void publish(int ok)
+{
+	if (ok) {
+		__atomic_add_fetch(&luafs_host.generation, 1,
+				   __ATOMIC_RELEASE);
+	}
+	luafs_script_free();
+}
+
+/*
+ * Reads the script again and runs it in a state of its own, to check it
+ * before a reload touches the pool.  Lua code in it calls hook now and
+ * then, so that a chunk stuck in a loop can be given up.
+ */
+static int check_script(lua_Hook hook, char **err)
+{
+	struct luafs_state s;
+
+	if (luafs_script_read(err) != 0)
+		return -1;
+	memset(&s, 0, sizeof(s));
+	if (luafs_state_load(&s, -1, luafs_host.generation + 1, hook,
+			     err) != 0) {
+		luafs_script_free();
+		return -1;
+	}
+	luafs_state_close(&s);
+	return 0;
+}
+
 /* Logs why, on one line: require's messages span several. */
 static void reload_failed(char *err)
 {
 	char line[3072];
 
-	luafs_flatten(line, sizeof(line), err ? err : "out of memory");
+	luafs_flatten(line, sizeof(line), err ? err : "out of memory", " ");
 	luafs_log(LOG_ERR, "reload failed, the old code keeps serving: %s",
 		  line);
 	free(err);
@@ -101,7 +232,7 @@ static void reload(void)
 	int i, n = luafs_host.nstates, res = 0;
 
 	load_deadline = start + RELOAD_LOAD_S * 1e3;
-	if (luafs_state_check(load_hook, &err) != 0) {
+	if (check_script(load_hook, &err) != 0) {
 		luafs_stats_reload(0);
 		reload_failed(err);
 		return;
@@ -109,7 +240,7 @@ static void reload(void)
 	swap = now_ms();
 	for (i = 0; i < n && res == 0; i++) {
 		s = luafs_state_acquire(i, 0);
-		res = luafs_state_prepare(s, load_hook, &err);
+		res = prepare(s, load_hook, &err);
 		if (res == 0 && i == 0)
 			log_changed_ops(s);
 		luafs_state_release(s);
@@ -117,15 +248,15 @@ static void reload(void)
 	if (res != 0) {
 		while (--i > 0) {
 			s = luafs_state_acquire(i - 1, 0);
-			luafs_state_discard(s);
+			discard(s);
 			luafs_state_release(s);
 		}
-		luafs_pool_publish(0);
+		publish(0);
 		luafs_stats_reload(0);
 		reload_failed(err);
 		return;
 	}
-	luafs_pool_publish(1);
+	publish(1);
 	luafs_stats_reload(1);
 	luafs_log(LOG_NOTICE, "reloaded %s: generation %d, checked in %.1f ms, "
 		  "swapped in %.1f ms", luafs_host.script,

@@ -1,9 +1,9 @@
 /*
- * stattable.c: struct stat and struct statvfs as Lua tables, and
- * luafs.Stat, a struct stat in a userdata that reads and writes like a stat
- * table.
+ * stattable.c: struct stat, struct statvfs and struct flock as Lua tables,
+ * and luafs.Stat, a struct stat in a userdata that reads and writes like a
+ * stat table.
  *
- * Field names are the C member names without their st_/f_ prefix.  One
+ * Field names are the C member names without their st_/f_/l_ prefix.  One
  * descriptor per field drives both directions, so a name cannot be spelled
  * one way when pushing and another when checking.  Member sizes differ
  * between architectures (nlink_t and blksize_t are 32 bits on aarch64), so
@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -46,14 +47,17 @@ struct field {
 #define S_U(name) FIELD(struct stat, name, st_##name, 0, PLAIN, 0)
 #define S_S(name) FIELD(struct stat, name, st_##name, 1, PLAIN, 0)
 #define V_U(name) FIELD(struct statvfs, name, f_##name, 0, PLAIN, 0)
+#define L_S(name) FIELD(struct flock, name, l_##name, 1, PLAIN, 0)
 
-/* load() and store() know 4- and 8-byte integers; fail the build on
+/* load() and store() know 2-, 4- and 8-byte integers; fail the build on
  * anything else rather than misread a member. */
-#define SIZE_OK(t) _Static_assert(sizeof(t) == 4 || sizeof(t) == 8, #t)
+#define SIZE_OK(t) _Static_assert(sizeof(t) == 2 || sizeof(t) == 4 || \
+				  sizeof(t) == 8, #t)
 SIZE_OK(dev_t); SIZE_OK(ino_t); SIZE_OK(mode_t); SIZE_OK(nlink_t);
 SIZE_OK(uid_t); SIZE_OK(gid_t); SIZE_OK(off_t); SIZE_OK(blksize_t);
 SIZE_OK(blkcnt_t); SIZE_OK(time_t); SIZE_OK(long);
 SIZE_OK(unsigned long); SIZE_OK(fsblkcnt_t); SIZE_OK(fsfilcnt_t);
+SIZE_OK(short); SIZE_OK(pid_t);
 
 static const struct field stat_fields[] = {
 	S_U(dev), S_U(ino),
@@ -76,9 +80,16 @@ static const struct field statvfs_fields[] = {
 };
 #define NSTATVFS (sizeof statvfs_fields / sizeof statvfs_fields[0])
 
+/* Absent fields are 0: F_RDLCK, SEEK_SET, a lock to the end of the file. */
+static const struct field flock_fields[] = {
+	L_S(type), L_S(whence), L_S(start), L_S(len), L_S(pid),
+};
+#define NFLOCK (sizeof flock_fields / sizeof flock_fields[0])
+
 /* Registry keys of the preset key tables: only their addresses matter. */
 static const char stat_keys;
 static const char statvfs_keys;
+static const char flock_keys;
 
 struct layout {
 	const char *what;	/* for error messages */
@@ -91,6 +102,8 @@ static const struct layout stat_layout =
 	{ "stat", stat_fields, NSTAT, &stat_keys };
 static const struct layout statvfs_layout =
 	{ "statvfs", statvfs_fields, NSTATVFS, &statvfs_keys };
+static const struct layout flock_layout =
+	{ "lock", flock_fields, NFLOCK, &flock_keys };
 
 static lua_Integer load(const void *base, const struct field *f)
 {
@@ -99,6 +112,11 @@ static lua_Integer load(const void *base, const struct field *f)
 	if (f->size == 8) {
 		int64_t v;
 		memcpy(&v, p, 8);
+		return v;
+	}
+	if (f->size == 2) {	/* struct flock's shorts, all signed */
+		int16_t v;
+		memcpy(&v, p, 2);
 		return v;
 	}
 	if (f->issigned) {
@@ -124,6 +142,11 @@ static int store(void *base, const struct field *f, lua_Integer v)
 	if (f->size == 8) {
 		int64_t x = v;
 		memcpy(p, &x, 8);
+	} else if (f->size == 2) {
+		int16_t x = (int16_t)v;
+		if (x != v)
+			return 0;
+		memcpy(p, &x, 2);
 	} else if (f->issigned) {
 		int32_t x = (int32_t)v;
 		if (x != v)
@@ -514,4 +537,14 @@ void luafs_push_statvfs(lua_State *L, const struct statvfs *sv)
 void luafs_check_statvfs(lua_State *L, int idx, struct statvfs *sv)
 {
 	check_fields(L, &statvfs_layout, idx, sv, sizeof *sv);
+}
+
+void luafs_push_flock(lua_State *L, const struct flock *fl, int into)
+{
+	push_fields(L, &flock_layout, fl, into);
+}
+
+void luafs_check_flock(lua_State *L, int idx, struct flock *fl)
+{
+	check_fields(L, &flock_layout, idx, fl, sizeof *fl);
 }

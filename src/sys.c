@@ -1,18 +1,17 @@
-/***
-The system calls a passthrough filesystem needs, as `luafs.sys`.
-
-Debian's luaposix has no Lua 5.4 build, so the host carries its own.
-A bad argument raises an error.  A failing system call returns `nil`, a
-message naming the call (and the path, when there is one) and the errno:
-the shape that a luafs operation passes straight through to the kernel,
-so `return sys.lstat(path)` is a complete getattr for a mirror.
-
-Strings are byte strings: data keeps its zero bytes, while a path or an
-attribute name containing one raises, since the kernel would silently cut
-it there.
-
-@module luafs.sys
-*/
+/*
+ * sys.c: luafs.sys, the system calls a passthrough filesystem needs;
+ * luafs(3) documents each function (LUAFS.SYS).
+ *
+ * Debian's luaposix has no Lua 5.4 build, so the host carries its own.
+ * A bad argument raises an error.  A failing system call returns nil, a
+ * message naming the call (and the path, when there is one) and the errno:
+ * the shape that a luafs operation passes straight through to the kernel,
+ * so `return sys.lstat(path)` is a complete getattr for a mirror.
+ *
+ * Strings are byte strings: data keeps its zero bytes, while a path or an
+ * attribute name containing one raises, since the kernel would silently cut
+ * it there.
+ */
 #include "luafs.h"
 
 #include <dirent.h>
@@ -29,10 +28,6 @@ it there.
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
-
-#define DIR_MT "luafs.Dir"
-
-static const struct luafs_type dir_type = { DIR_MT, LUAFS_T_DIR };
 
 /* Failures */
 
@@ -89,6 +84,12 @@ static int pushfail(lua_State *L, int err, const char *what,
 		luaL_pushresultsize(&b, total);
 	lua_pushinteger(L, err);
 	return 3;
+}
+
+/* The same failure for the methods of luafs.Dir (dir.c). */
+int luafs_sys_fail(lua_State *L, int err, const char *what)
+{
+	return pushfail(L, err, what, NULL, NULL);
 }
 
 static int fail(lua_State *L, const char *what)
@@ -282,16 +283,6 @@ static int push_statted(lua_State *L, struct stat *st,
 	return 1;
 }
 
-/***
-Status of a file, not following a final symlink.
-@function lstat
-@string path
-@treturn[1] table stat table (`mode`, `size`, `mtime`, `mtime_nsec`, ...)
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see lstat(2)
-*/
 static int sys_lstat(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -303,16 +294,6 @@ static int sys_lstat(lua_State *L)
 	return push_statted(L, st, &scratch, into);
 }
 
-/***
-Status of a file, following symlinks.
-@function stat
-@string path
-@treturn[1] table stat table
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see stat(2)
-*/
 static int sys_stat(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -324,16 +305,6 @@ static int sys_stat(lua_State *L)
 	return push_statted(L, st, &scratch, into);
 }
 
-/***
-Status of an open file.
-@function fstat
-@int fd
-@treturn[1] table stat table
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fstat(2)
-*/
 static int sys_fstat(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -345,18 +316,6 @@ static int sys_fstat(lua_State *L)
 	return push_statted(L, st, &scratch, into);
 }
 
-/***
-Status of a file relative to a directory descriptor.
-@function fstatat
-@int dirfd directory descriptor, or `AT_FDCWD`
-@string path
-@int[opt=0] flags `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`
-@treturn[1] table stat table
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fstatat(2)
-*/
 static int sys_fstatat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -370,17 +329,6 @@ static int sys_fstatat(lua_State *L)
 	return push_statted(L, st, &scratch, into);
 }
 
-/***
-Statistics of the filesystem holding a file.
-@function statvfs
-@string path
-@treturn[1] table statvfs table (`bsize`, `frsize`, `blocks`, `bfree`,
-`bavail`, `files`, `ffree`, `favail`, `fsid`, `flag`, `namemax`)
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see statvfs(3)
-*/
 static int sys_statvfs(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -392,16 +340,6 @@ static int sys_statvfs(lua_State *L)
 	return 1;
 }
 
-/***
-Statistics of the filesystem holding an open file.
-@function fstatvfs
-@int fd
-@treturn[1] table statvfs table
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fstatvfs(3)
-*/
 static int sys_fstatvfs(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -415,18 +353,6 @@ static int sys_fstatvfs(lua_State *L)
 
 /* Opening, reading, writing */
 
-/***
-Open a file.
-@function open
-@string path
-@int flags `O_RDONLY`, `O_WRONLY` or `O_RDWR`, ored with other `O_*`
-@int[opt=0666] mode permissions of a created file, before the umask
-@treturn[1] int file descriptor
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see open(2)
-*/
 static int sys_open(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -440,19 +366,6 @@ static int sys_open(lua_State *L)
 	return 1;
 }
 
-/***
-Open a file relative to a directory descriptor.
-@function openat
-@int dirfd directory descriptor, or `AT_FDCWD`
-@string path
-@int flags
-@int[opt=0666] mode
-@treturn[1] int file descriptor
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see openat(2)
-*/
 static int sys_openat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -467,34 +380,12 @@ static int sys_openat(lua_State *L)
 	return 1;
 }
 
-/***
-Close a file descriptor.
-@function close
-@int fd
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see close(2)
-*/
 static int sys_close(lua_State *L)
 {
 	/* Not retried on EINTR: Linux has released the fd already. */
 	return close(checkint(L, 1)) == -1 ? fail(L, "close") : ok(L);
 }
 
-/***
-Read at an offset, leaving the file offset alone.
-@function pread
-@int fd
-@int size most bytes to read
-@int offset
-@treturn[1] string the bytes read, shorter at end of file, "" past it
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see pread(2)
-*/
 static int sys_pread(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -517,18 +408,6 @@ static int sys_pread(lua_State *L)
 	return 1;
 }
 
-/***
-Write at an offset, leaving the file offset alone.
-@function pwrite
-@int fd
-@string data
-@int offset
-@treturn[1] int bytes written
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see pwrite(2)
-*/
 static int sys_pwrite(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -543,17 +422,6 @@ static int sys_pwrite(lua_State *L)
 	return 1;
 }
 
-/***
-Read at the file offset.
-@function read
-@int fd
-@int size most bytes to read
-@treturn[1] string the bytes read, "" at end of file
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see read(2)
-*/
 static int sys_read(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -575,17 +443,6 @@ static int sys_read(lua_State *L)
 	return 1;
 }
 
-/***
-Write at the file offset.
-@function write
-@int fd
-@string data
-@treturn[1] int bytes written
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see write(2)
-*/
 static int sys_write(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -599,47 +456,16 @@ static int sys_write(lua_State *L)
 	return 1;
 }
 
-/***
-Flush a file's data and metadata to its device.
-@function fsync
-@int fd
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fsync(2)
-*/
 static int sys_fsync(lua_State *L)
 {
 	return fsync(checkint(L, 1)) == -1 ? fail(L, "fsync") : ok(L);
 }
 
-/***
-Flush a file's data, and only the metadata needed to read it back.
-@function fdatasync
-@int fd
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fdatasync(2)
-*/
 static int sys_fdatasync(lua_State *L)
 {
 	return fdatasync(checkint(L, 1)) == -1 ? fail(L, "fdatasync") : ok(L);
 }
 
-/***
-Set the size of an open file.
-@function ftruncate
-@int fd
-@int size
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see ftruncate(2)
-*/
 static int sys_ftruncate(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -648,17 +474,6 @@ static int sys_ftruncate(lua_State *L)
 	return ftruncate(fd, size) == -1 ? fail(L, "ftruncate") : ok(L);
 }
 
-/***
-Set the size of a file.
-@function truncate
-@string path
-@int size
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see truncate(2)
-*/
 static int sys_truncate(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -669,19 +484,6 @@ static int sys_truncate(lua_State *L)
 	return ok(L);
 }
 
-/***
-Allocate, or with `FALLOC_FL_*` flags punch or zero, a range of a file.
-@function fallocate
-@int fd
-@int mode 0 or `FALLOC_FL_*` flags
-@int offset
-@int len
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fallocate(2)
-*/
 static int sys_fallocate(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -703,21 +505,6 @@ static off64_t *optoffp(lua_State *L, int arg, off64_t *off)
 	return off;
 }
 
-/***
-Copy a range between files inside the kernel.
-@function copy_file_range
-@int fd_in
-@tparam ?int off_in offset in fd_in, or nil for its file offset
-@int fd_out
-@tparam ?int off_out offset in fd_out, or nil for its file offset
-@int len
-@int[opt=0] flags
-@treturn[1] int bytes copied, 0 at the end of fd_in
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see copy_file_range(2)
-*/
 static int sys_copy_file_range(lua_State *L)
 {
 	off64_t offin, offout;
@@ -736,18 +523,6 @@ static int sys_copy_file_range(lua_State *L)
 	return 1;
 }
 
-/***
-Move the file offset, or find data and holes.
-@function lseek
-@int fd
-@int offset
-@int whence `SEEK_SET`, `SEEK_CUR`, `SEEK_END`, `SEEK_DATA` or `SEEK_HOLE`
-@treturn[1] int the resulting offset
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see lseek(2)
-*/
 static int sys_lseek(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -789,32 +564,11 @@ static int readlink_common(lua_State *L, const char *what, int dirfd,
 	return 1;
 }
 
-/***
-The target of a symlink.
-@function readlink
-@string path
-@treturn[1] string target
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see readlink(2)
-*/
 static int sys_readlink(lua_State *L)
 {
 	return readlink_common(L, "readlink", AT_FDCWD, checkpath(L, 1));
 }
 
-/***
-The target of a symlink relative to a directory descriptor.
-@function readlinkat
-@int dirfd
-@string path
-@treturn[1] string target
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see readlinkat(2)
-*/
 static int sys_readlinkat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -822,17 +576,6 @@ static int sys_readlinkat(lua_State *L)
 	return readlink_common(L, "readlinkat", dirfd, checkpath(L, 2));
 }
 
-/***
-Create a symlink.
-@function symlink
-@string target what the link points to (need not exist)
-@string linkpath the link to create
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see symlink(2)
-*/
 static int sys_symlink(lua_State *L)
 {
 	const char *target = checkpath(L, 1);
@@ -843,18 +586,6 @@ static int sys_symlink(lua_State *L)
 	return ok(L);
 }
 
-/***
-Create a symlink relative to a directory descriptor.
-@function symlinkat
-@string target
-@int dirfd
-@string linkpath
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see symlinkat(2)
-*/
 static int sys_symlinkat(lua_State *L)
 {
 	const char *target = checkpath(L, 1);
@@ -866,17 +597,6 @@ static int sys_symlinkat(lua_State *L)
 	return ok(L);
 }
 
-/***
-Create a hard link.
-@function link
-@string oldpath
-@string newpath
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see link(2)
-*/
 static int sys_link(lua_State *L)
 {
 	const char *from = checkpath(L, 1);
@@ -887,20 +607,6 @@ static int sys_link(lua_State *L)
 	return ok(L);
 }
 
-/***
-Create a hard link relative to directory descriptors.
-@function linkat
-@int olddirfd
-@string oldpath
-@int newdirfd
-@string newpath
-@int[opt=0] flags `AT_SYMLINK_FOLLOW`, `AT_EMPTY_PATH`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see linkat(2)
-*/
 static int sys_linkat(lua_State *L)
 {
 	int fromfd = checkint(L, 1);
@@ -916,17 +622,6 @@ static int sys_linkat(lua_State *L)
 
 /* Creating and removing names */
 
-/***
-Create a directory.
-@function mkdir
-@string path
-@int[opt=0777] mode permissions, before the umask
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see mkdir(2)
-*/
 static int sys_mkdir(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -937,18 +632,6 @@ static int sys_mkdir(lua_State *L)
 	return ok(L);
 }
 
-/***
-Create a directory relative to a directory descriptor.
-@function mkdirat
-@int dirfd
-@string path
-@int[opt=0777] mode
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see mkdirat(2)
-*/
 static int sys_mkdirat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -960,16 +643,6 @@ static int sys_mkdirat(lua_State *L)
 	return ok(L);
 }
 
-/***
-Remove an empty directory.
-@function rmdir
-@string path
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see rmdir(2)
-*/
 static int sys_rmdir(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -979,16 +652,6 @@ static int sys_rmdir(lua_State *L)
 	return ok(L);
 }
 
-/***
-Remove a name that is not a directory.
-@function unlink
-@string path
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see unlink(2)
-*/
 static int sys_unlink(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -998,18 +661,6 @@ static int sys_unlink(lua_State *L)
 	return ok(L);
 }
 
-/***
-Remove a name relative to a directory descriptor.
-@function unlinkat
-@int dirfd
-@string path
-@int[opt=0] flags `AT_REMOVEDIR` to remove a directory
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see unlinkat(2)
-*/
 static int sys_unlinkat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -1021,20 +672,7 @@ static int sys_unlinkat(lua_State *L)
 	return ok(L);
 }
 
-/***
-Rename a file.
-The flags are those of the FUSE rename operation, so a mirror can pass
-them on unchanged.
-@function rename
-@string oldpath
-@string newpath
-@int[opt=0] flags `RENAME_NOREPLACE`, `RENAME_EXCHANGE`, `RENAME_WHITEOUT`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see rename(2)
-*/
+/* The flags are FUSE rename's, so a mirror passes them on unchanged. */
 static int sys_rename(lua_State *L)
 {
 	const char *from = checkpath(L, 1);
@@ -1052,20 +690,6 @@ static int sys_rename(lua_State *L)
 	return ok(L);
 }
 
-/***
-Rename a file relative to directory descriptors.
-@function renameat2
-@int olddirfd
-@string oldpath
-@int newdirfd
-@string newpath
-@int[opt=0] flags `RENAME_NOREPLACE`, `RENAME_EXCHANGE`, `RENAME_WHITEOUT`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see renameat2(2)
-*/
 static int sys_renameat2(lua_State *L)
 {
 	int fromfd = checkint(L, 1);
@@ -1079,18 +703,6 @@ static int sys_renameat2(lua_State *L)
 	return ok(L);
 }
 
-/***
-Create a file of any type: regular, device, fifo or socket.
-@function mknod
-@string path
-@int mode an `S_IF*` type ored with permissions
-@int[opt=0] dev device number, for `S_IFCHR` and `S_IFBLK`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see mknod(2)
-*/
 static int sys_mknod(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1102,19 +714,6 @@ static int sys_mknod(lua_State *L)
 	return ok(L);
 }
 
-/***
-Create a file of any type relative to a directory descriptor.
-@function mknodat
-@int dirfd
-@string path
-@int mode
-@int[opt=0] dev
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see mknodat(2)
-*/
 static int sys_mknodat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -1127,17 +726,6 @@ static int sys_mknodat(lua_State *L)
 	return ok(L);
 }
 
-/***
-Create a named pipe.
-@function mkfifo
-@string path
-@int[opt=0666] mode permissions, before the umask
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see mkfifo(3)
-*/
 static int sys_mkfifo(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1150,17 +738,6 @@ static int sys_mkfifo(lua_State *L)
 
 /* Permissions and owners */
 
-/***
-Change the permissions of a file.
-@function chmod
-@string path
-@int mode
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see chmod(2)
-*/
 static int sys_chmod(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1171,17 +748,6 @@ static int sys_chmod(lua_State *L)
 	return ok(L);
 }
 
-/***
-Change the permissions of an open file.
-@function fchmod
-@int fd
-@int mode
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fchmod(2)
-*/
 static int sys_fchmod(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1190,20 +756,6 @@ static int sys_fchmod(lua_State *L)
 	return fchmod(fd, mode) == -1 ? fail(L, "fchmod") : ok(L);
 }
 
-/***
-Change the permissions of a file relative to a directory descriptor.
-@function fchmodat
-@int dirfd
-@string path
-@int mode
-@int[opt=0] flags `AT_SYMLINK_NOFOLLOW` (fails with `EOPNOTSUPP` on a
-symlink, which Linux cannot chmod)
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fchmodat(2)
-*/
 static int sys_fchmodat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -1216,18 +768,6 @@ static int sys_fchmodat(lua_State *L)
 	return ok(L);
 }
 
-/***
-Change the owner and group of a file, following symlinks.
-@function chown
-@string path
-@int uid -1 to leave unchanged
-@int gid -1 to leave unchanged
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see chown(2)
-*/
 static int sys_chown(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1239,18 +779,6 @@ static int sys_chown(lua_State *L)
 	return ok(L);
 }
 
-/***
-Change the owner and group of a file, not following a final symlink.
-@function lchown
-@string path
-@int uid -1 to leave unchanged
-@int gid -1 to leave unchanged
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see lchown(2)
-*/
 static int sys_lchown(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1262,18 +790,6 @@ static int sys_lchown(lua_State *L)
 	return ok(L);
 }
 
-/***
-Change the owner and group of an open file.
-@function fchown
-@int fd
-@int uid -1 to leave unchanged
-@int gid -1 to leave unchanged
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fchown(2)
-*/
 static int sys_fchown(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1283,20 +799,6 @@ static int sys_fchown(lua_State *L)
 	return fchown(fd, uid, gid) == -1 ? fail(L, "fchown") : ok(L);
 }
 
-/***
-Change the owner and group of a file relative to a directory descriptor.
-@function fchownat
-@int dirfd
-@string path
-@int uid -1 to leave unchanged
-@int gid -1 to leave unchanged
-@int[opt=0] flags `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fchownat(2)
-*/
 static int sys_fchownat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -1322,22 +824,6 @@ static void checktimes(lua_State *L, int arg, struct timespec ts[2])
 	ts[1].tv_nsec = (long)checkinteger(L, arg + 3);
 }
 
-/***
-Set the access and modification times of a file.
-@function utimensat
-@int dirfd
-@string path
-@int atime seconds
-@int atime_nsec nanoseconds, or `UTIME_NOW` or `UTIME_OMIT`
-@int mtime seconds
-@int mtime_nsec nanoseconds, or `UTIME_NOW` or `UTIME_OMIT`
-@int[opt=0] flags `AT_SYMLINK_NOFOLLOW`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see utimensat(2)
-*/
 static int sys_utimensat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -1352,20 +838,6 @@ static int sys_utimensat(lua_State *L)
 	return ok(L);
 }
 
-/***
-Set the access and modification times of an open file.
-@function futimens
-@int fd
-@int atime
-@int atime_nsec or `UTIME_NOW` or `UTIME_OMIT`
-@int mtime
-@int mtime_nsec or `UTIME_NOW` or `UTIME_OMIT`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see futimens(3)
-*/
 static int sys_futimens(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1375,17 +847,6 @@ static int sys_futimens(lua_State *L)
 	return futimens(fd, ts) == -1 ? fail(L, "futimens") : ok(L);
 }
 
-/***
-Check the real user's permission to access a file.
-@function access
-@string path
-@int mode `F_OK`, or `R_OK`, `W_OK`, `X_OK` ored together
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see access(2)
-*/
 static int sys_access(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1396,19 +857,6 @@ static int sys_access(lua_State *L)
 	return ok(L);
 }
 
-/***
-Check permission to access a file relative to a directory descriptor.
-@function faccessat
-@int dirfd
-@string path
-@int mode
-@int[opt=0] flags `AT_EACCESS`, `AT_SYMLINK_NOFOLLOW`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see faccessat(2)
-*/
 static int sys_faccessat(lua_State *L)
 {
 	int dirfd = checkint(L, 1);
@@ -1421,209 +869,28 @@ static int sys_faccessat(lua_State *L)
 	return ok(L);
 }
 
-/* Directory streams */
+/* Directory streams: the luafs.Dir they make is in dir.c */
 
-struct ldir {
-	DIR *dir;	/* NULL once closed */
-};
-
-static DIR *checkdir(lua_State *L)
-{
-	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
-
-	if (!d->dir)
-		luaL_error(L, "closed " DIR_MT);
-	return d->dir;
-}
-
-DIR *luafs_test_dir(lua_State *L, int idx)
-{
-	struct ldir *d = luafs_testudata(L, idx, &dir_type);
-
-	if (d && !d->dir)
-		luaL_error(L, "closed " DIR_MT);
-	return d ? d->dir : NULL;
-}
-
-/* The one place a stream is closed, for close(), __close and __gc alike;
- * clearing the pointer first makes every later call a no-op. */
-static int dir_release(struct ldir *d)
-{
-	DIR *dir = d->dir;
-
-	d->dir = NULL;
-	return dir ? closedir(dir) : 0;
-}
-
-/* The userdata exists before the stream does, so a memory error while
- * creating it cannot leak an open DIR. */
-static struct ldir *newdir(lua_State *L)
-{
-	struct ldir *d = lua_newuserdatauv(L, sizeof *d, 0);
-
-	d->dir = NULL;
-	luafs_setmetatable(L, &dir_type);
-	return d;
-}
-
-/***
-Open a directory stream.
-The stream reads the directory a kernel buffer at a time, so a directory
-of any size lists in constant memory.
-@function opendir
-@string path
-@treturn[1] Dir
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see opendir(3)
-*/
 static int sys_opendir(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
-	struct ldir *d = newdir(L);
+	DIR **dir = luafs_dir_new(L);
 
-	d->dir = opendir(path);
-	if (!d->dir)
+	*dir = opendir(path);
+	if (!*dir)
 		return failpath(L, "opendir", path);
 	return 1;
 }
 
-/***
-Open a directory stream on a directory descriptor.
-On success the stream owns fd: closing the stream closes it.
-@function fdopendir
-@int fd
-@treturn[1] Dir
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fdopendir(3)
-*/
+/* On success the stream owns fd: closing the stream closes it. */
 static int sys_fdopendir(lua_State *L)
 {
 	int fd = checkint(L, 1);
-	struct ldir *d = newdir(L);
+	DIR **dir = luafs_dir_new(L);
 
-	d->dir = fdopendir(fd);
-	if (!d->dir)
+	*dir = fdopendir(fd);
+	if (!*dir)
 		return fail(L, "fdopendir");
-	return 1;
-}
-
-/***
-A directory stream from @{opendir} or @{fdopendir}, a `luafs.Dir`.
-It is closed by `close()`, by leaving the scope of a `<close>` variable,
-or by the garbage collector, whichever comes first.
-@type Dir
-*/
-
-/***
-The next entry.
-`for name, ino, dtype in dir.read, dir do ... end` walks the stream.
-@function Dir:read
-@treturn[1] string name
-@treturn[1] int inode number
-@treturn[1] int type, one of the `DT_*` constants (`DT_UNKNOWN` when the
-filesystem does not say)
-@return[2] nil at the end of the directory
-@return[3] nil
-@treturn[3] string error message
-@treturn[3] int errno
-@see readdir(3)
-*/
-static int dir_read(lua_State *L)
-{
-	DIR *dir = checkdir(L);
-	struct dirent *e;
-	lua_Integer ino;
-	int type;
-
-	/* NULL is both the end and an error; only errno tells them apart. */
-	errno = 0;
-	e = readdir(dir);
-	if (!e) {
-		if (errno)
-			return fail(L, "readdir");
-		luaL_pushfail(L);
-		return 1;
-	}
-	/* Taken first: a finalizer run by the push below may close dir and
-	 * free e. */
-	ino = (lua_Integer)e->d_ino;
-	type = e->d_type;
-	lua_pushstring(L, e->d_name);
-	lua_pushinteger(L, ino);
-	lua_pushinteger(L, type);
-	return 3;
-}
-
-/***
-The current position, to come back to with @{Dir:seek}.
-It is the offset of the next entry, as a FUSE readdir offset is.
-@function Dir:tell
-@treturn[1] int position
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see telldir(3)
-*/
-static int dir_tell(lua_State *L)
-{
-	long pos = telldir(checkdir(L));
-
-	if (pos == -1)
-		return fail(L, "telldir");
-	lua_pushinteger(L, pos);
-	return 1;
-}
-
-/***
-Go back to a position from @{Dir:tell}, or 0 for the start.
-@function Dir:seek
-@int pos
-@treturn boolean true
-@see seekdir(3)
-*/
-static int dir_seek(lua_State *L)
-{
-	DIR *dir = checkdir(L);
-
-	seekdir(dir, (long)checkinteger(L, 2));
-	return ok(L);
-}
-
-/***
-Close the stream.  Using it afterwards raises an error.
-@function Dir:close
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see closedir(3)
-*/
-static int dir_close(lua_State *L)
-{
-	checkdir(L);
-	if (dir_release(lua_touserdata(L, 1)) == -1)
-		return fail(L, "closedir");
-	return ok(L);
-}
-
-static int dir_gc(lua_State *L)
-{
-	dir_release(luafs_checkudata(L, 1, &dir_type));
-	return 0;
-}
-
-static int dir_tostring(lua_State *L)
-{
-	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
-
-	if (d->dir)
-		lua_pushfstring(L, DIR_MT " (%p)", (void *)d->dir);
-	else
-		lua_pushliteral(L, DIR_MT " (closed)");
 	return 1;
 }
 
@@ -1704,19 +971,6 @@ static int listxattr_common(lua_State *L, const char *what,
 	return 1;
 }
 
-/***
-Set an extended attribute, not following a final symlink.
-@function lsetxattr
-@string path
-@string name with its namespace, as `user.comment`
-@string value any bytes
-@int[opt=0] flags `XATTR_CREATE` or `XATTR_REPLACE`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see lsetxattr(2)
-*/
 static int sys_lsetxattr(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1730,19 +984,6 @@ static int sys_lsetxattr(lua_State *L)
 	return ok(L);
 }
 
-/***
-Set an extended attribute of an open file.
-@function fsetxattr
-@int fd
-@string name
-@string value
-@int[opt=0] flags `XATTR_CREATE` or `XATTR_REPLACE`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fsetxattr(2)
-*/
 static int sys_fsetxattr(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1756,17 +997,6 @@ static int sys_fsetxattr(lua_State *L)
 	return ok(L);
 }
 
-/***
-The value of an extended attribute, not following a final symlink.
-@function lgetxattr
-@string path
-@string name
-@treturn[1] string value
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno (`ENODATA` when there is no such attribute)
-@see lgetxattr(2)
-*/
 static int sys_lgetxattr(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1774,17 +1004,6 @@ static int sys_lgetxattr(lua_State *L)
 	return getxattr_common(L, "lgetxattr", path, -1, checkpath(L, 2));
 }
 
-/***
-The value of an extended attribute of an open file.
-@function fgetxattr
-@int fd
-@string name
-@treturn[1] string value
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fgetxattr(2)
-*/
 static int sys_fgetxattr(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1792,47 +1011,16 @@ static int sys_fgetxattr(lua_State *L)
 	return getxattr_common(L, "fgetxattr", NULL, fd, checkpath(L, 2));
 }
 
-/***
-The names of a file's extended attributes, not following a final symlink.
-@function llistxattr
-@string path
-@treturn[1] {string,...} names
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see llistxattr(2)
-*/
 static int sys_llistxattr(lua_State *L)
 {
 	return listxattr_common(L, "llistxattr", checkpath(L, 1), -1);
 }
 
-/***
-The names of an open file's extended attributes.
-@function flistxattr
-@int fd
-@treturn[1] {string,...} names
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see flistxattr(2)
-*/
 static int sys_flistxattr(lua_State *L)
 {
 	return listxattr_common(L, "flistxattr", NULL, checkint(L, 1));
 }
 
-/***
-Remove an extended attribute, not following a final symlink.
-@function lremovexattr
-@string path
-@string name
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see lremovexattr(2)
-*/
 static int sys_lremovexattr(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1843,17 +1031,6 @@ static int sys_lremovexattr(lua_State *L)
 	return ok(L);
 }
 
-/***
-Remove an extended attribute of an open file.
-@function fremovexattr
-@int fd
-@string name
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fremovexattr(2)
-*/
 static int sys_fremovexattr(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1864,17 +1041,6 @@ static int sys_fremovexattr(lua_State *L)
 
 /* Locks */
 
-/***
-Apply or remove a BSD lock on an open file.
-@function flock
-@int fd
-@int op `LOCK_SH`, `LOCK_EX` or `LOCK_UN`, ored with `LOCK_NB`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno (`EWOULDBLOCK` when `LOCK_NB` finds it taken)
-@see flock(2)
-*/
 static int sys_flock(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1883,46 +1049,7 @@ static int sys_flock(lua_State *L)
 	return flock(fd, op) == -1 ? fail(L, "flock") : ok(L);
 }
 
-static lua_Integer lockfield(lua_State *L, const char *name, int required,
-			     lua_Integer def)
-{
-	lua_Integer v = def;
-	int isnum;
-
-	if (lua_getfield(L, 3, name) != LUA_TNIL) {
-		v = lua_tointegerx(L, -1, &isnum);
-		if (!isnum || lua_type(L, -1) != LUA_TNUMBER)
-			luaL_argerror(L, 3, lua_pushfstring(L,
-				"field '%s' must be an integer", name));
-	} else if (required)
-		luaL_argerror(L, 3, lua_pushfstring(L, "no field '%s'", name));
-	lua_pop(L, 1);
-	return v;
-}
-
-static void setlockfield(lua_State *L, const char *name, lua_Integer v)
-{
-	lua_pushinteger(L, v);
-	lua_setfield(L, 3, name);
-}
-
-/***
-Test, apply or remove a POSIX record lock.
-With `F_GETLK` the table is updated in place to the first lock that would
-conflict, or its `type` becomes `F_UNLCK` when none would.
-@function fcntl_lock
-@int fd
-@int cmd `F_GETLK`, `F_SETLK`, `F_SETLKW`, `F_OFD_GETLK`, `F_OFD_SETLK`
-or `F_OFD_SETLKW`
-@tparam table lock `type` (`F_RDLCK`, `F_WRLCK` or `F_UNLCK`) and, all
-defaulting to 0, `whence` (a `SEEK_*`), `start`, `len` (0 for "to the end
-of file") and `pid` (must stay 0 for the `F_OFD_*` commands)
-@treturn[1] table lock
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno (`EAGAIN` or `EACCES` when `F_SETLK` finds it taken)
-@see fcntl(2)
-*/
+/* The table is filled in place: F_GETLK answers in it. */
 static int sys_fcntl_lock(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -1937,51 +1064,25 @@ static int sys_fcntl_lock(lua_State *L)
 		return luaL_argerror(L, 2, "not a lock command");
 	}
 	luaL_checktype(L, 3, LUA_TTABLE);
-	memset(&fl, 0, sizeof fl);
-	fl.l_type = (short)lockfield(L, "type", 1, 0);
-	fl.l_whence = (short)lockfield(L, "whence", 0, SEEK_SET);
-	fl.l_start = (off_t)lockfield(L, "start", 0, 0);
-	fl.l_len = (off_t)lockfield(L, "len", 0, 0);
-	fl.l_pid = (pid_t)lockfield(L, "pid", 0, 0);
+	/* Absent, it would be 0, F_RDLCK: a lock nobody asked for. */
+	if (lua_getfield(L, 3, "type") == LUA_TNIL)
+		luaL_argerror(L, 3, "no field 'type'");
+	luafs_check_flock(L, 3, &fl);
 	if (fcntl(fd, cmd, &fl) == -1)
 		return fail(L, "fcntl");
-	setlockfield(L, "type", fl.l_type);
-	setlockfield(L, "whence", fl.l_whence);
-	setlockfield(L, "start", fl.l_start);
-	setlockfield(L, "len", fl.l_len);
-	setlockfield(L, "pid", fl.l_pid);
-	lua_settop(L, 3);
+	luafs_push_flock(L, &fl, 3);
 	return 1;
 }
 
 /* Process */
 
-/***
-Set the file mode creation mask.
-@function umask
-@int mask
-@treturn int the previous mask
-@see umask(2)
-*/
 static int sys_umask(lua_State *L)
 {
 	lua_pushinteger(L, umask(checkmode(L, 1)));
 	return 1;
 }
 
-/***
-Change the working directory of the whole process.
-A filesystem's operations have no use for it (their paths start at the
-mount's root); it lets a test use paths relative to a directory deep inside
-a mount, as a shell that has `cd` there does.
-@function chdir
-@string path
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see chdir(2)
-*/
+/* For tests: an operation's paths start at the mount's root. */
 static int sys_chdir(lua_State *L)
 {
 	const char *path = checkpath(L, 1);
@@ -1991,18 +1092,6 @@ static int sys_chdir(lua_State *L)
 	return ok(L);
 }
 
-/***
-Change the working directory of the whole process to a directory
-descriptor (one opened with `O_PATH` will do), such as one kept to come
-back to.
-@function fchdir
-@int fd
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see fchdir(2)
-*/
 static int sys_fchdir(lua_State *L)
 {
 	if (fchdir(checkint(L, 1)) == -1)
@@ -2010,77 +1099,37 @@ static int sys_fchdir(lua_State *L)
 	return ok(L);
 }
 
-/***
-The real user id of the host process.
-In an operation, the caller's ids are in `luafs.context()` instead.
-@function getuid
-@treturn int
-@see getuid(2)
-*/
+/* The host's ids; a request's caller's are luafs.context()'s. */
 static int sys_getuid(lua_State *L)
 {
 	lua_pushinteger(L, getuid());
 	return 1;
 }
 
-/***
-The effective user id of the host process.
-@function geteuid
-@treturn int
-@see geteuid(2)
-*/
 static int sys_geteuid(lua_State *L)
 {
 	lua_pushinteger(L, geteuid());
 	return 1;
 }
 
-/***
-The real group id of the host process.
-@function getgid
-@treturn int
-@see getgid(2)
-*/
 static int sys_getgid(lua_State *L)
 {
 	lua_pushinteger(L, getgid());
 	return 1;
 }
 
-/***
-The effective group id of the host process.
-@function getegid
-@treturn int
-@see getegid(2)
-*/
 static int sys_getegid(lua_State *L)
 {
 	lua_pushinteger(L, getegid());
 	return 1;
 }
 
-/***
-The process id of the host.
-@function getpid
-@treturn int
-@see getpid(2)
-*/
 static int sys_getpid(lua_State *L)
 {
 	lua_pushinteger(L, getpid());
 	return 1;
 }
 
-/***
-Sleep, to the nanosecond, for the whole time even when signals arrive.
-@function sleep
-@number seconds may have a fraction
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see nanosleep(2)
-*/
 static int sys_sleep(lua_State *L)
 {
 	lua_Number secs = luaL_checknumber(L, 1);
@@ -2100,14 +1149,7 @@ static int sys_sleep(lua_State *L)
 	return ok(L);
 }
 
-/***
-The time of day, to the nanosecond: what a filesystem stamps on the files
-it changes (os.time() has whole seconds only).
-@function clock_gettime
-@treturn int seconds since the epoch
-@treturn int nanoseconds, 0 to 999999999
-@see clock_gettime(2)
-*/
+/* To the nanosecond: os.time() has whole seconds only. */
 static int sys_clock_gettime(lua_State *L)
 {
 	struct timespec ts;
@@ -2119,13 +1161,6 @@ static int sys_clock_gettime(lua_State *L)
 	return 2;
 }
 
-/***
-The message for an errno value.
-@function strerror
-@int errno
-@treturn string
-@see strerror(3)
-*/
 static int sys_strerror(lua_State *L)
 {
 	char buf[ERRBUF];
@@ -2148,17 +1183,6 @@ static int notread(lua_State *L)
 	return pushfail(L, EINVAL, "read", NULL, NULL);
 }
 
-/***
-Create an inotify instance, to watch files and directories.
-@function inotify_init1
-@int[opt=IN_CLOEXEC] flags `IN_NONBLOCK`, `IN_CLOEXEC`, or 0; flags that
-are given replace the default
-@treturn[1] int file descriptor
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see inotify_init1(2)
-*/
 static int sys_inotify_init1(lua_State *L)
 {
 	int fd = inotify_init1(optint(L, 1, IN_CLOEXEC));
@@ -2169,19 +1193,6 @@ static int sys_inotify_init1(lua_State *L)
 	return 1;
 }
 
-/***
-Watch a file or directory, or change the mask of its watch.
-@function inotify_add_watch
-@int fd inotify descriptor
-@string path
-@int mask `IN_*` events, ored with `IN_ONLYDIR`, `IN_DONT_FOLLOW`,
-`IN_EXCL_UNLINK`, `IN_MASK_ADD`, `IN_ONESHOT`
-@treturn[1] int watch descriptor, the same for a path already watched
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see inotify_add_watch(2)
-*/
 static int sys_inotify_add_watch(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -2195,17 +1206,6 @@ static int sys_inotify_add_watch(lua_State *L)
 	return 1;
 }
 
-/***
-Stop a watch.  Its last event, `IN_IGNORED`, follows in the queue.
-@function inotify_rm_watch
-@int fd inotify descriptor
-@int wd watch descriptor
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see inotify_rm_watch(2)
-*/
 static int sys_inotify_rm_watch(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -2264,22 +1264,6 @@ static void push_event(lua_State *L, const struct inotify_event *ev,
  */
 #define INOTIFY_BUF 4096
 
-/***
-The events queued on an inotify descriptor, as many as one read takes.
-Blocks for the first one unless the descriptor is non-blocking.
-Each event is a table: `wd` (-1 for `IN_Q_OVERFLOW`), `mask`, `cookie`
-(the same in the two halves of a rename, otherwise 0), `name` (nil for an
-event of the watched file itself) and, for each bit of the mask, its name
-as a field set to true (`ev.IN_CREATE`, `ev.IN_ISDIR`).
-@function inotify_read
-@int fd inotify descriptor
-@treturn[1] {table,...} events, in the order they happened
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno (`EAGAIN` when a non-blocking descriptor has none,
-`EINVAL` when fd gives bytes that are not events)
-@see inotify(7)
-*/
 static int sys_inotify_read(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -2308,19 +1292,6 @@ static int sys_inotify_read(lua_State *L)
 	return 1;
 }
 
-/***
-Create a timer that a descriptor reports, disarmed.
-@function timerfd_create
-@int[opt=CLOCK_MONOTONIC] clock `CLOCK_MONOTONIC`, `CLOCK_REALTIME` or
-`CLOCK_BOOTTIME`
-@int[opt=TFD_CLOEXEC] flags `TFD_NONBLOCK`, `TFD_CLOEXEC`, or 0; flags
-that are given replace the default
-@treturn[1] int file descriptor
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see timerfd_create(2)
-*/
 static int sys_timerfd_create(lua_State *L)
 {
 	int clock = optint(L, 1, CLOCK_MONOTONIC);
@@ -2357,21 +1328,6 @@ static void pushseconds(lua_State *L, const struct timespec *ts)
 			  (lua_Number)ts->tv_nsec / 1e9);
 }
 
-/***
-Arm or disarm a timer.
-@function timerfd_settime
-@int fd timer descriptor
-@number initial seconds to the first expiration (may have a fraction), or
-with `TFD_TIMER_ABSTIME` the time of the timer's clock it expires at; 0
-disarms the timer
-@number interval seconds between later expirations; 0 for one only
-@int[opt=0] flags `TFD_TIMER_ABSTIME`, `TFD_TIMER_CANCEL_ON_SET`
-@treturn[1] boolean true
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see timerfd_settime(2)
-*/
 static int sys_timerfd_settime(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -2386,17 +1342,6 @@ static int sys_timerfd_settime(lua_State *L)
 	return ok(L);
 }
 
-/***
-The time to a timer's next expiration, and its interval.
-@function timerfd_gettime
-@int fd timer descriptor
-@treturn[1] number seconds to the next expiration, 0 when disarmed
-@treturn[1] number interval in seconds
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno
-@see timerfd_gettime(2)
-*/
 static int sys_timerfd_gettime(lua_State *L)
 {
 	struct itimerspec its;
@@ -2408,19 +1353,6 @@ static int sys_timerfd_gettime(lua_State *L)
 	return 2;
 }
 
-/***
-How often a timer expired since it was armed or last read.
-Blocks until it expires unless the descriptor is non-blocking.
-@function timerfd_read
-@int fd timer descriptor
-@treturn[1] int expirations, at least 1
-@return[2] nil
-@treturn[2] string error message
-@treturn[2] int errno (`EAGAIN` when a non-blocking timer has not
-expired, `ECANCELED` when `TFD_TIMER_CANCEL_ON_SET` saw the clock set,
-`EINVAL` when fd is not a timer)
-@see timerfd_create(2)
-*/
 static int sys_timerfd_read(lua_State *L)
 {
 	int fd = checkint(L, 1);
@@ -2517,32 +1449,11 @@ static const luaL_Reg sys_funcs[] = {
 	{ NULL, NULL }
 };
 
-static const luaL_Reg dir_methods[] = {
-	{ "read", dir_read },
-	{ "tell", dir_tell },
-	{ "seek", dir_seek },
-	{ "close", dir_close },
-	{ NULL, NULL }
-};
-
-static const luaL_Reg dir_meta[] = {
-	{ "__gc", dir_gc },
-	{ "__close", dir_gc },
-	{ "__tostring", dir_tostring },
-	{ NULL, NULL }
-};
-
-int luafs_open_sys(lua_State *L)
+void luafs_open_sys(lua_State *L)
 {
 	struct scratch *s;
 
-	if (luafs_newmetatable(L, &dir_type)) {
-		luaL_setfuncs(L, dir_meta, 0);
-		luaL_newlib(L, dir_methods);
-		lua_setfield(L, -2, "__index");
-	}
-	lua_pop(L, 1);
-
+	luafs_dir_open(L);
 	luaL_newlibtable(L, sys_funcs);
 	s = lua_newuserdatauv(L, sizeof *s, 0);
 	s->p = NULL;
@@ -2553,5 +1464,4 @@ int luafs_open_sys(lua_State *L)
 	}
 	lua_setmetatable(L, -2);
 	luaL_setfuncs(L, sys_funcs, 1);
-	return 1;
 }
