@@ -182,6 +182,19 @@ int luafs_reload_start(int watch);
 void luafs_reload_stop(void);
 void luafs_reload_request(void);
 
+/*
+ * janitor.c: once requests stop, collects every state's garbage and trims
+ * the C library's arenas.  Each request marks the current tick busy.
+ */
+extern int luafs_requested;
+static inline void luafs_note_request(void)
+{
+	if (!__atomic_load_n(&luafs_requested, __ATOMIC_RELAXED))
+		__atomic_store_n(&luafs_requested, 1, __ATOMIC_RELAXED);
+}
+void luafs_janitor_start(void);
+void luafs_janitor_stop(void);
+
 /* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
 void luafs_stdlibs_open(lua_State *L);
 
