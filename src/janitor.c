@@ -16,7 +16,8 @@
  * It takes only the states that it can check out without waiting, as a
  * request does (one compare-and-swap on busy), and gives each back as a
  * request does; a state that a long callback holds is taken at a later
- * tick.  A request that arrives meanwhile waits for one collection.
+ * tick.  A request that arrives meanwhile takes another free state, or
+ * waits for the one collection.
  * Requests pay one relaxed load of luafs_requested (luafs_note_request),
  * and a store only for the first request after each tick.
  */
