@@ -315,6 +315,7 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 	lua_State *L;
 	int status, ref;
 
+	luafs_note_request();
 	if (c->pin == 0)
 		c->pin = 1 + luafs_handle_state(c->fi);
 	c->st = luafs_state_acquire(c->pin - 1, 1);

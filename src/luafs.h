@@ -214,6 +214,19 @@ void luafs_reload_request(void);
 void luafs_reload_watch_file(const char *path);
 void luafs_reload_switch(struct luafs_state *s);
 
+/*
+ * janitor.c: once requests stop, collects every state's garbage and trims
+ * the C library's arenas.  Each request marks the current tick busy.
+ */
+extern int luafs_requested;
+static inline void luafs_note_request(void)
+{
+	if (!__atomic_load_n(&luafs_requested, __ATOMIC_RELAXED))
+		__atomic_store_n(&luafs_requested, 1, __ATOMIC_RELAXED);
+}
+void luafs_janitor_start(void);
+void luafs_janitor_stop(void);
+
 /* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
 void luafs_stdlibs_open(lua_State *L);
 

@@ -460,6 +460,7 @@ int main(int argc, char **argv)
 	luafs_control_start();
 	if (luafs_reload_start(!cl.noreload) != 0)
 		goto out_unmount;
+	luafs_janitor_start();
 	served = serve(&cl);
 	if (served != 0 && !luafs_host.init_failed)
 		luafs_log(LOG_ERR, "the FUSE loop failed: %s", served < 0 ?
@@ -468,6 +469,7 @@ int main(int argc, char **argv)
 		res = 0;
 	luafs_signals_block();
 	luafs_reload_stop();
+	luafs_janitor_stop();
 	luafs_invalidate_stop();
 out_unmount:
 	luafs_control_stop();
