@@ -351,9 +351,9 @@ int main(int argc, char **argv)
 	int res = EXIT_USAGE, served;
 
 	/*
-	 * libfuse callocs each request (128 bytes), and calloc bypasses the
-	 * thread cache: served from the fast bins instead of bins shared with
-	 * the Lua heap, a request's allocation costs a third as much.
+	 * libfuse callocs each request, and calloc bypasses the thread
+	 * cache: the fast bins serve it cheaper than bins shared with the
+	 * Lua heap.  M_MXFAST must cover the request's size.
 	 */
 	mallopt(M_MXFAST, 160);
 	if (argc >= 3 && strcmp(argv[1], "--stats") == 0)
@@ -462,6 +462,15 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	luafs_janitor_start();
 	served = serve(&cl);
+	/*
+	 * A lazy unmount with requests in flight ends the connection that
+	 * way (the kernel aborts it): unmounted, as with ENODEV.
+	 */
+	if (served == -ECONNABORTED) {
+		luafs_log(LOG_NOTICE, "the kernel ended the connection: "
+			  "unmounted");
+		served = 0;
+	}
 	if (served != 0 && !luafs_host.init_failed)
 		luafs_log(LOG_ERR, "the FUSE loop failed: %s", served < 0 ?
 			  strerror(-served) : "error");

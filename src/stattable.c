@@ -12,9 +12,9 @@
  * luafs_check_stat runs on every getattr.  Its success path builds no
  * strings and allocates nothing: it looks the fields up by keys kept in a
  * per-state table, so each lookup is an array read and a hash probe.
- * Still, sixteen fields cost thousands of instructions each way, several
- * times what libfuse spends on a request; a luafs.Stat costs a memcpy,
- * which is why the sys functions can fill one and getattr takes one.
+ * Still, sixteen lookups each way are much of a request's work; a
+ * luafs.Stat is a memcpy, which is why the sys functions can fill one and
+ * getattr takes one.
  */
 #include "luafs.h"
 
