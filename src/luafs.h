@@ -132,7 +132,8 @@ _Static_assert(LUAFS_MAX_LENT == sizeof(((struct luafs_state *)0)->lent) /
 	       sizeof(int), "a registry slot for each lent object");
 #define LUAFS_MESSAGE_MAX 256
 struct luafs_call {
-	enum luafs_op op;
+	enum luafs_op op;	/* OP_COUNT: no request; the body finds its
+				 * function, and path names it (timers.c) */
 	const char *path;
 	struct fuse_file_info *fi;	/* the request's, or NULL */
 	void *args;		/* the operation's own (ops.c) */
@@ -181,6 +182,12 @@ void luafs_fileinfo_push(lua_State *L, struct luafs_call *c,
 int luafs_reload_start(int watch);
 void luafs_reload_stop(void);
 void luafs_reload_request(void);
+
+/* timers.c: luafs.after, luafs.every, luafs.watch, run between requests. */
+void luafs_timers_open(lua_State *L, int module, int index);
+void luafs_timers_start(void);
+void luafs_timers_reloaded(int ok);
+void luafs_timers_stop(void);
 
 /* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
 void luafs_stdlibs_open(lua_State *L);
@@ -238,7 +245,7 @@ DIR *luafs_test_dir(lua_State *L, int idx);
 enum luafs_type_id {
 	LUAFS_T_STAT, LUAFS_T_BUFVEC, LUAFS_T_FILEINFO, LUAFS_T_POLLHANDLE,
 	LUAFS_T_DIR, LUAFS_T_CONN, LUAFS_T_CONFIG, LUAFS_T_SCRATCH,
-	LUAFS_NTYPES
+	LUAFS_T_TIMER, LUAFS_T_WATCH, LUAFS_NTYPES
 };
 struct luafs_type {
 	const char *name;	/* the metatable's __name */

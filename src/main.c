@@ -689,6 +689,7 @@ int main(int argc, char **argv)
 	luafs_signals_serving();
 	if (luafs_reload_start(!cl.noreload) != 0)
 		goto out_unmount;
+	luafs_timers_start();
 	served = serve(&cl);
 	if (served != 0 && !luafs_host.init_failed)
 		luafs_log(LOG_ERR, "the FUSE loop failed: %s", served < 0 ?
@@ -697,12 +698,15 @@ int main(int argc, char **argv)
 		res = 0;
 	luafs_signals_block();
 	luafs_reload_stop();
+	luafs_timers_stop();
 	luafs_invalidate_stop();
 out_unmount:
 	fuse_unmount(luafs_host.fuse);
 out_fuse:
 	fuse_destroy(luafs_host.fuse);
 out_pool:
+	/* Again, for what the script registered before a failed mount. */
+	luafs_timers_stop();
 	luafs_pool_close();
 	free(escaped);
 	free(fsname);

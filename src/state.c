@@ -406,6 +406,7 @@ static int load_script(lua_State *L)
 	luafs_bufvec_open(L);
 	lua_setfield(L, -2, "BufVec");
 	luafs_invalidate_open(L, lua_gettop(L));
+	luafs_timers_open(L, lua_gettop(L), s->index);
 	luafs_shared_open(L);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, -3, "shared");
@@ -552,6 +553,7 @@ void luafs_pool_publish(int ok)
 		__atomic_add_fetch(&luafs_host.generation, 1,
 				   __ATOMIC_RELEASE);
 	}
+	luafs_timers_reloaded(ok);
 	source_free();
 }
 
