@@ -169,6 +169,45 @@ describe("poll.lua", function()
   end)
 end)
 
+describe("poll.lua with a FIFO", function()
+  local dir
+  -- The FIFO exists before the script opens it at mount.
+  local fs = testing.mounted(H.example("poll.lua"), { once = true, args = function()
+    dir = H.temp_dir()
+    assert(sys.mkfifo(dir .. "/fifo", H.octal("600")))
+    return { dir .. "/fifo" }
+  end })
+  local client
+
+  setup(function()
+    client = dir .. "/poll_client"
+    local code, out = H.shell("cc -O2 -Wall -Wextra -Werror -o " .. q(client) .. " "
+      .. q(H.fixture("poll_client.c")))
+    assert(code == 0, "cannot compile poll_client.c: " .. out)
+  end)
+  teardown(function() if dir then H.remove(dir) end end)
+
+  it("wakes a waiting poll when the FIFO is written, through a luafs.watch", function()
+    local p, pid = H.spawn(q(client) .. " " .. q(fs:path("out")) .. " 300 10000 2>&1")
+    local what, _, ms = parse(p:read("l"))
+    assert.are.equal("timeout", what)
+    assert.is_true(ms >= 250, "returned after " .. ms .. " ms")
+    assert.is_true(H.wait_until(function() return H.in_poll(pid) end, 10), "the second poll never waited")
+    -- the script holds the FIFO open for reading: this open does not block
+    local fd = H.check(sys.open(dir .. "/fifo", luafs.O_WRONLY))
+    assert(sys.write(fd, "from the fifo"))
+    sys.close(fd)
+    local ev
+    what, ev, ms = parse(p:read("l"))
+    local data = p:read("l")
+    p:close()
+    assert.are.equal("ready", what)
+    assert.are.equal(POLLIN, ev)
+    assert.is_true(ms < 9000, "returned after " .. ms .. " ms: no wake-up, only the timeout")
+    assert.are.equal("data=from the fifo", data)
+  end)
+end)
+
 describe("luafs.PollHandle", function()
   local fs = testing.mounted(H.fixture("ops_pollhandle.lua"), { once = true })
   local bin, client

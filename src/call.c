@@ -27,6 +27,12 @@
 #include <stdio.h>
 #include <string.h>
 
+/* What the log calls the call: its operation, or a job of timers.c. */
+static const char *call_name(const struct luafs_call *c)
+{
+	return c->op < OP_COUNT ? luafs_op_names[c->op] : "background";
+}
+
 /*
  * The message handler: a traceback for the script's errors, errno objects
  * unchanged.  A value that the host refused after the script returned
@@ -83,7 +89,7 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 			return luaL_error(L, "%s returned %s, which is no errno:"
 					  " a failure is -1 to -511 "
 					  "(-luafs.ENOENT)",
-					  luafs_op_names[c->op],
+					  call_name(c),
 					  luaL_tolstring(L, first, NULL));
 		c->result = (int)e;
 		return 1;
@@ -99,11 +105,11 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 		if (n >= 3 && !lua_isnil(L, first + 2))
 			return luaL_error(L, "%s failed with \"%s\" and errno "
 					  "%s, which is no errno (1 to 511)",
-					  luafs_op_names[c->op], msg,
+					  call_name(c), msg,
 					  luaL_tolstring(L, first + 2, NULL));
 		return luaL_error(L, "%s failed with \"%s\" but no errno: "
 				  "return nil, message, errno",
-				  luafs_op_names[c->op], msg);
+				  call_name(c), msg);
 	}
 	c->result = (int)-e;
 	if (c->message != NULL && lua_type(L, first + 1) == LUA_TSTRING)
@@ -174,7 +180,7 @@ static void log_error(lua_State *L, struct luafs_call *c, const char *msg)
 		snprintf(where, sizeof(where), "%s:%d: ", ar.short_src,
 			 ar.linedefined);
 	luafs_flatten(line, sizeof(line), msg, " | ");
-	luafs_log(LOG_ERR, "%s%s%s: %s%s", luafs_op_names[c->op],
+	luafs_log(LOG_ERR, "%s%s%s: %s%s", call_name(c),
 		  c->path ? " " : "", c->path ? c->path : "", where, line);
 }
 
@@ -261,13 +267,13 @@ static void answer_error(lua_State *L, struct luafs_call *c, int status)
 		if (status == LUA_OK)
 			msg = "timed out (-o call_timeout)";
 		/* The hook's message says where the script was. */
-		luafs_log(LOG_ERR, "%s %s: %.*s", luafs_op_names[c->op],
+		luafs_log(LOG_ERR, "%s %s: %.*s", call_name(c),
 			  c->path ? c->path : "", (int)strcspn(msg, "\n"),
 			  msg);
 		c->result = -ETIMEDOUT;
 	} else if (status == LUA_ERRMEM) {
 		luafs_log(LOG_ERR, "%s %s: out of Lua memory",
-			  luafs_op_names[c->op], c->path ? c->path : "");
+			  call_name(c), c->path ? c->path : "");
 		c->result = -ENOMEM;
 	} else if (luafs_is_error(L, -1, &e)) {
 		c->result = -e;
@@ -322,7 +328,7 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 	if (c->st == NULL) {
 		luafs_log(LOG_ERR, "%s %s: a callback accessed its own mount "
 			  "and no other Lua state is free: EDEADLK",
-			  luafs_op_names[c->op], c->path ? c->path : "");
+			  call_name(c), c->path ? c->path : "");
 		return c->result = -EDEADLK;
 	}
 	L = c->st->L;
@@ -330,7 +336,7 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 	assert(c->st->pool.owner == luafs_tid());
 	/* Between calls the stack is empty. */
 	assert(lua_gettop(L) == 0);
-	ref = c->st->code.ops[c->op];
+	ref = c->op < OP_COUNT ? c->st->code.ops[c->op] : LUA_REFNIL;
 	c->result = 0;
 	luafs_current = c;
 	if (luafs_host.call_timeout > 0) {
@@ -370,7 +376,7 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 	luafs_state_release(c->st);
 	if (luafs_host.debug)
 		luafs_log(LOG_DEBUG, "%s %s -> %d (%.0f us)",
-			  luafs_op_names[c->op], c->path ? c->path : "-",
+			  call_name(c), c->path ? c->path : "-",
 			  c->result, (luafs_now() - start) * 1e6);
 	return c->result;
 }

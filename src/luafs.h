@@ -135,6 +135,7 @@ struct luafs_state *luafs_state_acquire(int index, int from_request);
 void luafs_state_release(struct luafs_state *s);
 pid_t luafs_tid(void);
 int luafs_pool_states(lua_State *L);
+int luafs_pool_index(lua_State *L);
 void luafs_pool_interrupt(void);
 void luafs_pool_uninterrupt(void);
 
@@ -144,7 +145,8 @@ _Static_assert(LUAFS_MAX_LENT == sizeof(((struct luafs_state *)0)->lent) /
 	       sizeof(int), "a registry slot for each lent object");
 #define LUAFS_MESSAGE_MAX 256
 struct luafs_call {
-	enum luafs_op op;
+	enum luafs_op op;	/* OP_COUNT: no request; the body finds its
+				 * function, and path names it (timers.c) */
 	const char *path;
 	struct fuse_file_info *fi;	/* the request's, or NULL */
 	void *args;		/* the operation's own (ops.c) */
@@ -227,6 +229,14 @@ static inline void luafs_note_request(void)
 void luafs_janitor_start(void);
 void luafs_janitor_stop(void);
 
+/* timers.c: luafs.after, luafs.every, luafs.watch, run between requests. */
+int luafs_timers_after(lua_State *L);
+int luafs_timers_every(lua_State *L);
+int luafs_timers_watch(lua_State *L);
+void luafs_timers_start(void);
+void luafs_timers_reloaded(int ok);
+void luafs_timers_stop(void);
+
 /* stdlibs.c: os.exit raises; os.execute and io.popen reset signals. */
 void luafs_stdlibs_open(lua_State *L);
 
@@ -297,7 +307,7 @@ int luafs_valid_errno(lua_Integer e);
 enum luafs_type_id {
 	LUAFS_T_STAT, LUAFS_T_BUFVEC, LUAFS_T_FILEINFO, LUAFS_T_POLLHANDLE,
 	LUAFS_T_DIR, LUAFS_T_CONN, LUAFS_T_CONFIG, LUAFS_T_SCRATCH,
-	LUAFS_NTYPES
+	LUAFS_T_TIMER, LUAFS_T_WATCH, LUAFS_NTYPES
 };
 struct luafs_type {
 	const char *name;	/* the metatable's __name */

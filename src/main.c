@@ -461,6 +461,7 @@ int main(int argc, char **argv)
 	if (luafs_reload_start(!cl.noreload) != 0)
 		goto out_unmount;
 	luafs_janitor_start();
+	luafs_timers_start();
 	served = serve(&cl);
 	/*
 	 * A lazy unmount with requests in flight ends the connection that
@@ -479,6 +480,7 @@ int main(int argc, char **argv)
 	luafs_signals_block();
 	luafs_reload_stop();
 	luafs_janitor_stop();
+	luafs_timers_stop();
 	luafs_invalidate_stop();
 out_unmount:
 	luafs_control_stop();
@@ -486,6 +488,8 @@ out_unmount:
 out_fuse:
 	fuse_destroy(luafs_host.fuse);
 out_pool:
+	/* Again, for what the script registered before a failed mount. */
+	luafs_timers_stop();
 	luafs_pool_close();
 	free(escaped);
 	free(fsname);

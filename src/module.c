@@ -207,6 +207,9 @@ static const struct field fields[] = {
 	HOST("shared", NULL, luafs_shared_open, 1)	/* shared.c */
 	HOST("states", luafs_pool_states, NULL, 0)	/* pool.c */
 	HOST("stash", NULL, push_stash, 0)
+	HOST("after", luafs_timers_after, NULL, 0)	/* timers.c */
+	HOST("every", luafs_timers_every, NULL, 0)
+	HOST("watch", luafs_timers_watch, NULL, 0)
 };
 #undef HOST
 

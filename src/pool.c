@@ -78,12 +78,18 @@ int luafs_state_load(struct luafs_state *s, int index, int generation,
  */
 int luafs_pool_states(lua_State *L)
 {
+	lua_pushinteger(L, luafs_host.nstates);
+	lua_pushinteger(L, luafs_pool_index(L) + 1);
+	return 2;
+}
+
+/* The pool index of L's state, -1 for the scratch state. */
+int luafs_pool_index(lua_State *L)
+{
 	int number;
 
 	memcpy(&number, lua_getextraspace(L), sizeof(number));
-	lua_pushinteger(L, luafs_host.nstates);
-	lua_pushinteger(L, number);
-	return 2;
+	return number - 1;
 }
 
 /*

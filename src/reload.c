@@ -189,6 +189,7 @@ static void publish(int ok)
 		__atomic_add_fetch(&luafs_host.generation, 1,
 				   __ATOMIC_RELEASE);
 	}
+	luafs_timers_reloaded(ok);
 	luafs_script_free();
 }
 

@@ -27,6 +27,37 @@ BufVec:copy_to. There is deliberately no read or write operation: libfuse
 prefers read_buf and write_buf, and a plain read would copy every byte into
 a Lua string.
 
+Cached-coherent mode (`-- ROOT cached-coherent`): the kernel keeps names,
+attributes and file data for an hour (entry_timeout, attr_timeout,
+kernel_cache; libfuse's auto_inval_data stays on, and costs nothing here:
+the kernel asks for attributes only when they expired or were
+invalidated), and the script watches, with inotify, each directory of ROOT
+that the kernel looks into (a getattr by name watches the name's
+directory, an opendir the directory), as it looks. A job (luafs.watch)
+reads the events and invalidates (luafs.invalidate_path) what changed
+behind the mount: the name, its directory when names come or go, the
+other names of a hard-linked file, and after a directory's rename the
+names below it; a lost event (IN_Q_OVERFLOW) invalidates every watched
+directory and every name in them. A stat of an unchanged file is then
+answered by the kernel alone. Its limits:
+  * inotify does not see what another machine changes in a network
+    filesystem under ROOT, nor changes in a filesystem mounted under ROOT
+    after its directory was watched, nor in a directory moved out of ROOT;
+  * a change shows through the mount once the invalidation has run,
+    milliseconds after the system call that made it returned, also for
+    the other names of a hard-linked file after a link, unlink or write
+    through one of them (each name is an inode of its own in the kernel);
+  * each watched directory takes one of the user's inotify watches
+    (/proc/sys/fs/inotify/max_user_watches); a directory beyond that, or
+    whose path is near PATH_MAX, is not watched, and changes in it show
+    when the cache expires;
+  * the high-level API can make the kernel forget attributes and data but
+    not a name: a name that ROOT replaces by one of another type (a file by
+    a directory) answers EIO until its entry expires, and one replaced by
+    another file keeps its old inode number until then;
+  * our own changes through the mount come back as events and invalidate
+    what the kernel had just learnt: a workload that writes pays for it.
+
 What init sets (edit it to trade coherence for speed):
   * use_ino: inode numbers are ROOT's, so `ls -i`, `find -inum`, tar and
     git see stable, real inode numbers.
@@ -117,7 +148,7 @@ local O_PATH, O_DIRECTORY, O_CLOEXEC = luafs.O_PATH, luafs.O_DIRECTORY, luafs.O_
 local O_RDONLY, O_WRONLY, O_RDWR = luafs.O_RDONLY, luafs.O_WRONLY, luafs.O_RDWR
 local O_CREAT, O_NONBLOCK, O_NOCTTY = luafs.O_CREAT, luafs.O_NONBLOCK, luafs.O_NOCTTY
 local AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = luafs.AT_SYMLINK_NOFOLLOW, luafs.AT_REMOVEDIR
-local S_ISGID = luafs.S_ISGID
+local S_ISGID, S_IFMT, S_IFDIR = luafs.S_ISGID, luafs.S_IFMT, luafs.S_IFDIR
 local F_GETLK, F_SETLK, F_SETLKW, F_UNLCK = luafs.F_GETLK, luafs.F_SETLK, luafs.F_SETLKW, luafs.F_UNLCK
 local F_OFD_GETLK, F_OFD_SETLK = luafs.F_OFD_GETLK, luafs.F_OFD_SETLK
 local LOCK_NB, LOCK_UN = luafs.LOCK_NB, luafs.LOCK_UN
@@ -132,7 +163,17 @@ local STATES = 4
 
 local ROOT = ...
 if type(ROOT) ~= "string" or ROOT == "" then
-  error("usage: luafs passthrough.lua MOUNTPOINT [options] -- ROOT", 0)
+  error("usage: luafs passthrough.lua MOUNTPOINT [options] -- ROOT [cached-coherent]", 0)
+end
+-- The modes after ROOT (see the header).
+local COHERENT = false
+for i = 2, select("#", ...) do
+  local mode = select(i, ...)
+  if mode == "cached-coherent" then
+    COHERENT = true
+  else
+    error("passthrough.lua: unknown mode " .. mode .. " (cached-coherent)", 0)
+  end
 end
 
 sys.umask(0)
@@ -283,12 +324,17 @@ end
 -- Descriptors as handles: any state may serve any open file.
 local fs = { states = STATES, portable_handles = true }
 
+-- How long the kernel keeps names and attributes in cached-coherent mode.
+local CACHE_SECONDS = 3600
+
 function fs.init(conn, cfg)
   cfg.use_ino = true
   cfg.nullpath_ok = true
-  cfg.entry_timeout = 0
-  cfg.attr_timeout = 0
+  cfg.entry_timeout = COHERENT and CACHE_SECONDS or 0
+  cfg.attr_timeout = COHERENT and CACHE_SECONDS or 0
+  -- there is no way to make the kernel forget that a name was missing
   cfg.negative_timeout = 0
+  cfg.kernel_cache = COHERENT
   local splice = luafs.FUSE_CAP_SPLICE_WRITE | luafs.FUSE_CAP_SPLICE_MOVE
     | luafs.FUSE_CAP_SPLICE_READ
   conn.want = conn.want | (conn.capable & splice)
@@ -675,6 +721,175 @@ function fs.fsyncdir(_, datasync, fi)
   local fd = fi.fh.fd
   if datasync ~= 0 then return sys.fdatasync(fd) end
   return sys.fsync(fd)
+end
+
+-- Cached-coherent mode ------------------------------------------------------
+
+--[[ The kernel keeps names, attributes and file data (see init), and one
+inotify descriptor watches every directory of ROOT that the kernel has
+looked into: a getattr by name watches the name's directory before it
+looks (so that no change between the two is missed), an opendir the
+directory itself, for the names a readdirplus hands the kernel. Each
+change that a watch reports makes the kernel drop what it cached of the
+name and, for names that come and go, of its directory: a job of state 1
+(luafs.watch) reads the events and calls luafs.invalidate_path. The
+descriptor and the map of watches (watch descriptor <-> directory) live
+in luafs.shared, so every state adds watches to the one descriptor, and
+both survive a reload. ]]
+local INOTIFY = "passthrough.inotify"      -- the descriptor
+local WD = "passthrough.wd:"               -- .. wd -> the directory's path
+local DIR = "passthrough.dir:"             -- .. path -> its wd
+local WATCH_MASK = luafs.IN_ATTRIB | luafs.IN_MODIFY | luafs.IN_CREATE | luafs.IN_DELETE
+  | luafs.IN_MOVED_FROM | luafs.IN_MOVED_TO | luafs.IN_ONLYDIR | luafs.IN_DONT_FOLLOW
+local INO = "passthrough.ino:"             -- .. path -> "dev:ino" of its file
+local NAMES = "passthrough.names:"         -- .. "dev:ino" -> its names, NUL-separated
+local invalidate = luafs.invalidate_path
+
+--[[ Each name of a hard-linked file is an inode of its own in the kernel
+(the high-level API's way), and a link, unlink or change through one name
+tells inotify nothing of the others: so the names that the kernel looked up
+are kept per file, and a change of any is a change of all. ]]
+local function remember_name(path, st)
+  local key = st.dev .. ":" .. st.ino
+  if shared.get(INO .. path) == key then return end
+  shared.set(INO .. path, key)
+  repeat
+    local names = shared.get(NAMES .. key)
+    local more = names and names .. "\0" .. path or path
+  until shared.cas(NAMES .. key, names, more)
+end
+
+local function forget_name(path, key)
+  shared.delete(INO .. path)
+  repeat
+    local names = shared.get(NAMES .. key)
+    if not names then return end
+    local rest = {}
+    for name in names:gmatch("[^%z]+") do
+      if name ~= path then rest[#rest + 1] = name end
+    end
+    local left = #rest > 0 and table.concat(rest, "\0") or nil
+  until shared.cas(NAMES .. key, names, left)
+end
+
+-- Invalidates path and the other names of its file that the kernel knows.
+local function invalidate_file(path, is_new, is_gone)
+  invalidate(path)
+  local key = shared.get(INO .. path)
+  if not key and is_new then
+    local st = sys.fstatat(rootfd, rel[path] or ".", AT_SYMLINK_NOFOLLOW)
+    if st and st.nlink > 1 then key = st.dev .. ":" .. st.ino end
+  end
+  if not key then return end
+  for name in (shared.get(NAMES .. key) or ""):gmatch("[^%z]+") do
+    if name ~= path then invalidate(name) end
+  end
+  if is_gone then forget_name(path, key) end
+end
+
+local function join(dir, name)
+  return dir == "/" and "/" .. name or dir .. "/" .. name
+end
+
+-- Watches directory dir (a request's path) on the shared descriptor.
+local function watch_dir(dir)
+  local ifd, name = shared.get(INOTIFY), rel[dir]
+  if not ifd or not name or #name >= PROC_MAX then return end
+  local wd = sys.inotify_add_watch(ifd, PROC_ROOT .. name, WATCH_MASK)
+  if wd and shared.get(WD .. wd) ~= dir then
+    shared.set(WD .. wd, dir)
+    shared.set(DIR .. dir, wd)
+  end
+end
+
+-- Invalidates old/NAME for each name now in ROOT under new, the same tree
+-- after a rename in ROOT, into the directories that were watched there.
+local function invalidate_tree(old, new)
+  local dirfd, name = reach(new)
+  if not dirfd then return end
+  local fd = sys.openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+  closing(dirfd)
+  if not fd then return end
+  local dir = sys.fdopendir(fd)
+  if not dir then
+    sys.close(fd)
+    return
+  end
+  local names = {}
+  for entry in dir.read, dir do
+    if entry ~= "." and entry ~= ".." then names[#names + 1] = entry end
+  end
+  dir:close()
+  for _, entry in ipairs(names) do
+    invalidate(join(old, entry))
+    if shared.get(DIR .. join(old, entry)) then
+      invalidate_tree(join(old, entry), join(new, entry))
+    end
+  end
+end
+
+-- After a lost event: every watched directory and every name in it.
+local function invalidate_all()
+  for _, key in ipairs(shared.keys(DIR)) do
+    local dir = key:sub(#DIR + 1)
+    invalidate(dir)
+    invalidate_tree(dir, dir)
+  end
+end
+
+local function on_events(ifd)
+  local events = sys.inotify_read(ifd)
+  local moved = {}                         -- cookie -> the old path of a directory
+  for _, ev in ipairs(events or {}) do
+    local dir = shared.get(WD .. ev.wd)
+    if ev.IN_Q_OVERFLOW then
+      invalidate_all()
+    elseif ev.IN_IGNORED then              -- the directory is gone
+      shared.delete(WD .. ev.wd)
+      if dir and shared.get(DIR .. dir) == ev.wd then shared.delete(DIR .. dir) end
+    elseif dir and ev.name then
+      local path = join(dir, ev.name)
+      if ev.IN_ISDIR then
+        invalidate(path)
+      else
+        invalidate_file(path, ev.IN_CREATE or ev.IN_MOVED_TO, ev.IN_DELETE or ev.IN_MOVED_FROM)
+      end
+      if not (ev.IN_ATTRIB or ev.IN_MODIFY) then invalidate(dir) end
+      if ev.IN_ISDIR and ev.IN_MOVED_FROM then moved[ev.cookie] = path end
+      if ev.IN_ISDIR and ev.IN_MOVED_TO and moved[ev.cookie] then
+        invalidate_tree(moved[ev.cookie], path)
+      end
+    elseif dir then                        -- the watched directory itself
+      invalidate(dir)
+    end
+  end
+end
+
+if COHERENT then
+  -- State 1 makes the descriptor (the pool loads it first) and reads it;
+  -- index 0 is the scratch state that checks a reload, which keeps nothing.
+  local _, index = luafs.states()
+  if index == 1 then
+    local ifd = shared.get(INOTIFY)
+    if not ifd then
+      ifd = assert(sys.inotify_init1(luafs.IN_NONBLOCK | luafs.IN_CLOEXEC))
+      shared.set(INOTIFY, ifd)
+    end
+    luafs.watch(ifd, "r", function() on_events(ifd) end)
+  end
+  local getattr, opendir = fs.getattr, fs.opendir
+  function fs.getattr(path, fi)
+    if fi then return getattr(path, fi) end
+    local dir = path:match("^(.*)/[^/]*$")
+    watch_dir(dir == "" and "/" or dir)
+    local st, msg, err = getattr(path, fi)
+    if st and st.mode & S_IFMT ~= S_IFDIR then remember_name(path, st) end
+    return st, msg, err
+  end
+  function fs.opendir(path, fi)
+    watch_dir(path)
+    return opendir(path, fi)
+  end
 end
 
 -- Keeps the root descriptor's guard alive as long as these functions are.

@@ -6,7 +6,11 @@ another one, like libfuse's example/poll.c with its poll_client.c.
     poll_client /mnt/poll/out 5000 &       (spec/fixtures/poll_client.c)
     echo hello > /mnt/poll/feed
 
-/feed takes writes and queues their bytes; /out gives them back, oldest
+    luafs poll.lua /mnt/poll -f -- /tmp/fifo    (made with mkfifo)
+    echo hello > /tmp/fifo
+
+/feed takes writes and queues their bytes (and so does the FIFO named by
+the script argument, which a luafs.watch reads between requests); /out gives them back, oldest
 first, and forgets what it gave (like a pipe: neither file is seekable, and
 both bypass the page cache). poll(2), select(2) and epoll on /out report
 POLLIN while bytes are queued; /feed is always writable.
@@ -27,7 +31,8 @@ Limits:
     including the write it waits for; poll first.
   * The queue lives in the one Lua state (the default); with -o states=N
     each state would have a queue of its own. It holds at most 1 MiB:
-    writes beyond that answer EAGAIN (or take what fits).
+    writes beyond that answer EAGAIN (or take what fits), and bytes
+    from the FIFO that do not fit are dropped.
   * Nothing is kept across unmounts.
 ]]
 
@@ -42,6 +47,7 @@ local MAX_QUEUED = 1024 * 1024
 local queue = ""          -- bytes written to /feed and not yet read from /out
 local waiting = {}        -- open /out handles holding a PollHandle -> true
 local started = os.time() -- the files' times
+local fifo = ...          -- a FIFO whose bytes are queued too, or nil
 
 local fs = {}
 
@@ -60,8 +66,29 @@ local function notify_all()
   waiting = {}
 end
 
+-- Queues data, as much as fits; returns how much did.
+local function enqueue(data)
+  local room = MAX_QUEUED - #queue
+  if #data > room then data = data:sub(1, room) end
+  queue = queue .. data
+  if #data > 0 then notify_all() end
+  return #data
+end
+
 function fs.init(_, cfg)
   cfg.attr_timeout = 0 -- /out's size changes behind the kernel's back
+end
+
+-- Opened for reading and writing, the FIFO never reports end of file
+-- when a writer closes it, so the watch runs only when bytes arrive; it
+-- reads them all, so that it does not run again for the same bytes.
+if fifo then
+  local sys = luafs.sys
+  local fd = assert(sys.open(fifo, luafs.O_RDWR | O_NONBLOCK))
+  luafs.watch(fd, "r", function()
+    local data = sys.read(fd, 65536)
+    if data then enqueue(data) end
+  end)
 end
 
 function fs.getattr(path)
@@ -102,12 +129,8 @@ end
 
 function fs.write(path, data)
   if path ~= "/feed" then return -luafs.EBADF end
-  local room = MAX_QUEUED - #queue
-  if room <= 0 then return -luafs.EAGAIN end
-  if #data > room then data = data:sub(1, room) end
-  queue = queue .. data
-  if #data > 0 then notify_all() end
-  return #data
+  if #queue >= MAX_QUEUED then return -luafs.EAGAIN end
+  return enqueue(data)
 end
 
 function fs.read(path, size, _, fi)

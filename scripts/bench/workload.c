@@ -18,6 +18,15 @@
  *                                        4 KiB preads at random aligned
  *                                        offsets, O_DIRECT, one fd per
  *                                        thread                  -> IOPS
+ *   workload visibility SRCFILE MNTFILE N
+ *                                        N times: chmod SRCFILE (in the
+ *                                        mirrored directory) to the other
+ *                                        of two modes, then stat MNTFILE
+ *                                        until it shows that mode
+ *                                        -> "MEDIAN P99" milliseconds from
+ *                                        the chmod's return to the stat
+ *                                        that saw it; a change not seen
+ *                                        within a second fails the run
  *
  * seqread drops the kernel's page cache of FILE before each pass
  * (posix_fadvise POSIX_FADV_DONTNEED on the file as the mount shows it),
@@ -255,6 +264,43 @@ static int do_randread(const char *path, int threads, double seconds)
 	return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int do_visibility(const char *src, const char *mnt, int n)
+{
+	double *ms = calloc((size_t)n, sizeof(*ms)), t0;
+	struct stat st;
+	mode_t mode;
+	int i;
+
+	if (ms == NULL || n < 1)
+		die("visibility", "N");
+	if (stat(mnt, &st) != 0)	/* the kernel caches it from now on */
+		die("stat", mnt);
+	for (i = 0; i < n; i++) {
+		mode = i % 2 ? 0600 : 0640;
+		if (chmod(src, mode) != 0)
+			die("chmod", src);
+		t0 = now();
+		do {
+			if (stat(mnt, &st) != 0)
+				die("stat", mnt);
+			if (now() - t0 > 1)
+				die("visibility: not seen after a second", mnt);
+		} while ((st.st_mode & 07777) != mode);
+		ms[i] = (now() - t0) * 1e3;
+	}
+	qsort(ms, (size_t)n, sizeof(*ms), cmp_double);
+	printf("%.3f %.3f\n", ms[n / 2], ms[(int)(n * 0.99) < n ? (int)(n * 0.99) : n - 1]);
+	free(ms);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *w = argc > 1 ? argv[1] : "";
@@ -273,7 +319,9 @@ int main(int argc, char **argv)
 		return do_readdir(argv[2], atof(argv[3]));
 	if (strcmp(w, "randread") == 0 && argc == 5)
 		return do_randread(argv[2], atoi(argv[3]), atof(argv[4]));
+	if (strcmp(w, "visibility") == 0 && argc == 5)
+		return do_visibility(argv[2], argv[3], atoi(argv[4]));
 	fprintf(stderr, "usage: workload stat|statn|create|seqwrite|seqread|"
-		"readdir|randread ARGS (see workload.c)\n");
+		"readdir|randread|visibility ARGS (see workload.c)\n");
 	return 2;
 }
