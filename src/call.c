@@ -173,7 +173,7 @@ static void log_error(lua_State *L, struct luafs_call *c, const char *msg)
 	lua_Debug ar;
 
 	/* A refused value: where the callback that returned it is. */
-	if (c->refused &&
+	if (c->refused && c->op < OP_COUNT &&
 	    lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->code.ops[c->op]) ==
 	    LUA_TFUNCTION && lua_getinfo(L, ">S", &ar) &&
 	    ar.linedefined > 0)
@@ -307,7 +307,7 @@ static void trace(const struct luafs_call *c, double us)
 	if (luafs_host.nstates > 1)
 		snprintf(where, sizeof(where), ", state %d", c->st->index + 1);
 	luafs_log(LOG_INFO, "trace: %s%s%s%s -> %s (%.0f us%s)",
-		  luafs_op_names[c->op], c->path ? " " : "",
+		  call_name(c), c->path ? " " : "",
 		  c->path ? c->path : "", args, result, us, where);
 }
 
@@ -321,7 +321,9 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 	lua_State *L;
 	int status, ref;
 
-	luafs_note_request();
+	/* Background jobs do not keep the janitor from its quiet spells. */
+	if (c->op < OP_COUNT)
+		luafs_note_request();
 	if (c->pin == 0)
 		c->pin = 1 + luafs_handle_state(c->fi);
 	c->st = luafs_state_acquire(c->pin - 1, 1);

@@ -31,7 +31,8 @@ struct op_stats {
 	uint32_t errnos[MAX_ERRNO];
 };
 
-static struct op_stats ops[OP_COUNT];
+/* One more than the operations: the background jobs' calls (OP_COUNT). */
+static struct op_stats ops[OP_COUNT + 1];
 static uint64_t reloads_ok, reloads_failed;
 static double started;
 
@@ -207,14 +208,15 @@ size_t luafs_stats_report(char *buf, size_t size)
 	    __atomic_load_n(&luafs_host.generation, __ATOMIC_RELAXED));
 	add(&t, "\n%-16s %10s %10s %10s %10s %10s  %s\n", "operation", "calls",
 	    "failed", "p50 us", "p99 us", "max us", "failures by errno");
-	for (op = 0; op < OP_COUNT; op++) {
+	for (op = 0; op <= OP_COUNT; op++) {
 		const struct op_stats *s = &ops[op];
 		uint64_t calls = __atomic_load_n(&s->calls, __ATOMIC_RELAXED);
 
 		if (calls == 0)
 			continue;
 		add(&t, "%-16s %10llu %10llu %10.1f %10.1f %10.1f ",
-		    luafs_op_names[op], (unsigned long long)calls,
+		    op < OP_COUNT ? luafs_op_names[op] : "background",
+		    (unsigned long long)calls,
 		    (unsigned long long)s->failed,
 		    percentile(s, calls, 0.5) / rate,
 		    percentile(s, calls, 0.99) / rate,
