@@ -157,6 +157,7 @@ describe("init(conn, cfg)", function()
       ["cfg.nosuch=1"] = "luafs.Config has no field 'nosuch'",
       ["conn.want=4294967295"] = "luafs.ConnInfo field 'want': 0x",
       ["conn.max_write=-1"] = "out of range",
+      ["conn.max_write=100"] = "max_write must be from 4096 to 1048576",
       ["cfg.intr_signal=4294967296"] = "out of range",
     } do
       local dir = H.temp_dir()

@@ -154,6 +154,15 @@ static int view_newindex(lua_State *L)
 		if (v->fields == conn_fields &&
 		    f->offset == offsetof(struct fuse_conn_info, want))
 			check_want(L, v, (unsigned)n);
+		/*
+		 * libfuse sizes its read buffer from max_write; the kernel
+		 * refuses one under two pages, and one past what libfuse can
+		 * allocate ends the session (EINVAL) at its first read.
+		 */
+		if (v->fields == conn_fields &&
+		    f->offset == offsetof(struct fuse_conn_info, max_write))
+			luaL_argcheck(L, n >= 4096 && n <= 1048576, 3,
+				      "max_write must be from 4096 to 1048576");
 		*(unsigned *)p = (unsigned)n;
 		break;
 	case K_INT:
