@@ -1089,6 +1089,7 @@ static ssize_t op_copy_file_range(const char *path_in,
 struct lseek_args {
 	off_t offset;
 	int whence;
+	off_t result;
 };
 
 static int lseek_body(lua_State *L)
@@ -1102,7 +1103,7 @@ static int lseek_body(lua_State *L)
 	luafs_fileinfo_push(L, c, c->fi, 0);
 	if (luafs_invoke(L, c, 1) < 0)
 		return 0;
-	a->offset = (off_t)check_count(L, c, FIRST, INT64_MAX);
+	a->result = (off_t)check_count(L, c, FIRST, INT64_MAX);
 	return 0;
 }
 
@@ -1118,14 +1119,14 @@ static void describe_lseek(const struct luafs_call *c, char *out,
 static off_t op_lseek(const char *path, off_t off, int whence,
 		      struct fuse_file_info *fi)
 {
-	struct lseek_args a = { off, whence };
+	struct lseek_args a = { off, whence, 0 };
 	struct luafs_call c = {
 		.op = OP_lseek, .path = path, .fi = fi, .args = &a,
 		.describe = describe_lseek,
 	};
 	int res = luafs_call(&c, lseek_body);
 
-	return res < 0 ? res : a.offset;
+	return res < 0 ? res : a.result;
 }
 
 struct bmap_args {
