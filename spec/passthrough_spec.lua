@@ -776,3 +776,97 @@ describe("passthrough.lua run by root for other users", function()
     assert(ok, err)
   end)
 end)
+
+describe("passthrough.lua listing a large directory", function()
+  -- The kernel asks for a directory a buffer at a time; the entry that did
+  -- not fit one buffer starts the next, and a seek anywhere else restarts
+  -- the stream there: every entry comes once, as on tmpfs.
+  local COUNT = 3000
+
+  local function fill(dir)
+    H.check(sys.mkdir(dir))
+    for i = 1, COUNT do
+      -- names of every length from 1 to 200 bytes, so that the buffers
+      -- end at varying places
+      local name = ("%d-"):format(i) .. string.rep("n", i % 200)
+      H.write(dir .. "/" .. name, "")
+    end
+  end
+
+  -- The entries of the directory at path, in the order read, and as a
+  -- map of name to inode; through a luafs.Dir of the spec's own process.
+  local function entries(path)
+    local dir = H.check(sys.opendir(path))
+    local names, inos = {}, {}
+    while true do
+      local name, ino = dir:read()
+      if not name then break end
+      assert.is_nil(inos[name], "listed twice: " .. name)
+      names[#names + 1], inos[name] = name, ino
+    end
+    dir:close()
+    return names, inos
+  end
+
+  for _, case in ipairs({
+    { name = "passthrough.lua", script = PASSTHROUGH },
+    { name = "a script that also reads its streams", script = H.fixture("dir_tell.lua") },
+  }) do
+    describe(case.name, function()
+      local fs = testing.mounted(case.script, { once = true, scratch = true, args = { "{scratch}" } })
+
+      local filled = {}
+      local function made(name)
+        if not filled[name] then
+          fill(fs.scratch .. "/" .. name)
+          filled[name] = true
+        end
+        return name
+      end
+
+      it("lists every entry once, with its inode", function()
+        made("strict")
+        local _, want = entries(fs.scratch .. "/strict")
+        local names, got = entries(fs:path("strict"))
+        assert.are.equal(COUNT + 2, #names)
+        assert.same(want, got)
+      end)
+
+      it("goes on from a position told, after reading past it", function()
+        local dir = H.check(sys.opendir(fs:path(made("big"))))
+        local first = {}
+        for i = 1, 1000 do first[i] = dir:read() end
+        local pos = H.check(dir:tell())
+        local after = {}
+        for i = 1, 700 do after[i] = dir:read() end
+        H.check(dir:seek(pos))
+        for i = 1, 700 do assert.are.equal(after[i], (dir:read())) end
+        H.check(dir:seek(0))
+        for i = 1, 1000 do assert.are.equal(first[i], (dir:read())) end
+        dir:close()
+      end)
+
+      it("lists each remaining entry once when entries go during the listing", function()
+        local path = fs.scratch .. "/" .. made("shrinking")
+        local dir = H.check(sys.opendir(fs:path("shrinking")))
+        local seen = {}
+        for _ = 1, 1500 do seen[assert(dir:read())] = true end
+        local gone = {}
+        for name in pairs(select(2, entries(path))) do
+          if not seen[name] and #gone < 500 then
+            gone[#gone + 1] = name
+            H.check(sys.unlink(path .. "/" .. name))
+          end
+        end
+        while true do
+          local name = dir:read()
+          if not name then break end
+          assert.is_nil(seen[name], "listed twice: " .. name)
+          seen[name] = true
+        end
+        dir:close()
+        for name in pairs(select(2, entries(path))) do assert.is_true(seen[name], name) end
+      end)
+    end)
+  end
+end)

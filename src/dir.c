@@ -2,7 +2,7 @@
  * dir.c: luafs.Dir, a directory stream that luafs.sys.opendir and
  * fdopendir return, for a passthrough's readdir.  It reads the directory
  * a kernel buffer at a time, so a directory of any size lists in constant
- * memory; readdir (ops.c) pages through one with luafs_test_dir.
+ * memory; readdir (ops.c) answers from one with luafs_dir_fill.
  *
  * A stream is closed by close(), by leaving the scope of a <close>
  * variable, or by the garbage collector, whichever comes first; using it
@@ -11,40 +11,112 @@
 #include "luafs.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 
 #define DIR_MT "luafs.Dir"
 
 static const struct luafs_type dir_type = { DIR_MT, LUAFS_T_DIR };
 
-struct ldir {
+struct luafs_dir {
 	DIR *dir;	/* NULL once closed */
+	/*
+	 * The entry that did not fit in the kernel's last readdir buffer, and
+	 * the stream position before it, where the next request starts.  It
+	 * points into the stream's own buffer, valid until the stream is read,
+	 * sought or closed.  Holding it spares seeking back, which would make
+	 * the C library discard its buffer and read the directory again from
+	 * there: for a kernel that asks a page at a time, many times over.
+	 */
+	struct dirent *held;
+	long held_pos;
 };
+
+/* Gives the held entry back to the stream, so that it reads as if every
+ * entry read had been delivered. */
+static void unhold(struct luafs_dir *d)
+{
+	if (d->held) {
+		d->held = NULL;
+		seekdir(d->dir, d->held_pos);
+	}
+}
 
 static DIR *checkdir(lua_State *L)
 {
-	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
+	struct luafs_dir *d = luafs_checkudata(L, 1, &dir_type);
 
 	if (!d->dir)
 		luaL_error(L, "closed " DIR_MT);
+	unhold(d);
 	return d->dir;
 }
 
-DIR *luafs_test_dir(lua_State *L, int idx)
+struct luafs_dir *luafs_test_dir(lua_State *L, int idx)
 {
-	struct ldir *d = luafs_testudata(L, idx, &dir_type);
+	struct luafs_dir *d = luafs_testudata(L, idx, &dir_type);
 
 	if (d && !d->dir)
 		luaL_error(L, "closed " DIR_MT);
-	return d ? d->dir : NULL;
+	return d;
+}
+
+/*
+ * Lists the stream from offset into a readdir buffer, so the entries never
+ * become Lua values: each carries its d_ino and d_type, or with
+ * FUSE_READDIR_PLUS an fstatat in the stream's directory (an entry gone by
+ * then is skipped), and the stream position after it.  Returns 0 or -errno.
+ */
+int luafs_dir_fill(struct luafs_dir *d, void *buf, fuse_fill_dir_t filler,
+		   off_t offset, enum fuse_readdir_flags flags)
+{
+	int plus = flags & FUSE_READDIR_PLUS;
+	long pos = (long)offset, next;
+	struct dirent *e;
+	struct stat st;
+
+	/* Asked for elsewhere: the held entry is dropped, and the seek below
+	 * goes there unless the stream already stands there. */
+	if (d->held && d->held_pos != pos)
+		d->held = NULL;
+	if (!d->held && telldir(d->dir) != pos)
+		seekdir(d->dir, pos);
+	for (;; pos = next) {
+		e = d->held;
+		d->held = NULL;
+		if (!e) {
+			errno = 0;
+			e = readdir(d->dir);
+			if (e == NULL)
+				return errno ? -errno : 0;
+		}
+		next = telldir(d->dir);
+		if (plus) {
+			if (fstatat(dirfd(d->dir), e->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == -1)
+				continue;
+		} else {
+			memset(&st, 0, sizeof(st));
+			st.st_ino = e->d_ino;
+			st.st_mode = DTTOIF(e->d_type);
+		}
+		if (filler(buf, e->d_name, &st, next,
+			   plus ? FUSE_FILL_DIR_PLUS : 0)) {
+			d->held = e;
+			d->held_pos = pos;
+			return 0;
+		}
+	}
 }
 
 /* The one place a stream is closed, for close(), __close and __gc alike;
  * clearing the pointer first makes every later call a no-op. */
-static int dir_release(struct ldir *d)
+static int dir_release(struct luafs_dir *d)
 {
 	DIR *dir = d->dir;
 
 	d->dir = NULL;
+	d->held = NULL;
 	return dir ? closedir(dir) : 0;
 }
 
@@ -52,9 +124,10 @@ static int dir_release(struct ldir *d)
  * creating it cannot leak an open DIR. */
 DIR **luafs_dir_new(lua_State *L)
 {
-	struct ldir *d = lua_newuserdatauv(L, sizeof *d, 0);
+	struct luafs_dir *d = lua_newuserdatauv(L, sizeof *d, 0);
 
 	d->dir = NULL;
+	d->held = NULL;
 	luafs_setmetatable(L, &dir_type);
 	return &d->dir;
 }
@@ -122,7 +195,7 @@ static int dir_gc(lua_State *L)
 
 static int dir_tostring(lua_State *L)
 {
-	struct ldir *d = luafs_checkudata(L, 1, &dir_type);
+	struct luafs_dir *d = luafs_checkudata(L, 1, &dir_type);
 
 	if (d->dir)
 		lua_pushfstring(L, DIR_MT " (%p)", (void *)d->dir);

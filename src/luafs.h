@@ -295,8 +295,10 @@ int luafs_sys_fail(lua_State *L, int err, const char *what);
 /* dir.c: luafs.Dir, a directory stream of luafs.sys. */
 void luafs_dir_open(lua_State *L);
 DIR **luafs_dir_new(lua_State *L);
-/* The stream of the luafs.Dir at idx, NULL for other values; raises if closed. */
-DIR *luafs_test_dir(lua_State *L, int idx);
+/* The luafs.Dir at idx, NULL for other values; raises if closed. */
+struct luafs_dir *luafs_test_dir(lua_State *L, int idx);
+int luafs_dir_fill(struct luafs_dir *d, void *buf, fuse_fill_dir_t filler,
+		   off_t offset, enum fuse_readdir_flags flags);
 
 /* error.c: luafs.Error, raised by luafs.error, answered with its errno. */
 void luafs_error_open(lua_State *L);

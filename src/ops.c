@@ -856,47 +856,6 @@ static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
 }
 
 /*
- * A luafs.Dir: the host lists the stream itself, from the offset asked
- * for, so the entries never become Lua values: each carries its d_ino and
- * d_type, or with FUSE_READDIR_PLUS an fstatat in the stream's directory
- * (an entry gone by then is skipped), and the stream position after it.
- */
-static int fill_from_dir(struct readdir_args *a, DIR *dir)
-{
-	int plus = a->flags & FUSE_READDIR_PLUS;
-	long pos = telldir(dir), next;
-	struct dirent *e;
-	struct stat st;
-
-	if (pos != (long)a->offset) {
-		seekdir(dir, (long)a->offset);
-		pos = (long)a->offset;
-	}
-	for (;; pos = next) {
-		errno = 0;
-		e = readdir(dir);
-		if (e == NULL)
-			return errno ? -errno : 0;
-		next = telldir(dir);
-		if (plus) {
-			if (fstatat(dirfd(dir), e->d_name, &st,
-				    AT_SYMLINK_NOFOLLOW) == -1)
-				continue;
-		} else {
-			memset(&st, 0, sizeof(st));
-			st.st_ino = e->d_ino;
-			st.st_mode = DTTOIF(e->d_type);
-		}
-		if (a->filler(a->buf, e->d_name, &st, next,
-			      plus ? FUSE_FILL_DIR_PLUS : 0)) {
-			/* Not delivered: the next call starts with it. */
-			seekdir(dir, pos);
-			return 0;
-		}
-	}
-}
-
-/*
  * The answer is an array of entries, a function that returns one entry
  * per call (the script's code then runs again, and its errors are its
  * own: c->answered is off meanwhile), or a luafs.Dir.
@@ -906,7 +865,7 @@ static int readdir_body(lua_State *L)
 	struct luafs_call *c = request(L);
 	struct readdir_args *a = c->args;
 	lua_Integer i, count;
-	DIR *dir;
+	struct luafs_dir *dir;
 
 	push_path(L, c->path);
 	lua_pushinteger(L, a->offset);
@@ -915,7 +874,8 @@ static int readdir_body(lua_State *L)
 	if (luafs_invoke(L, c, 1) < 0)
 		return 0;
 	if ((dir = luafs_test_dir(L, FIRST)) != NULL) {
-		c->result = fill_from_dir(a, dir);
+		c->result = luafs_dir_fill(dir, a->buf, a->filler, a->offset,
+					   a->flags);
 		return 0;
 	}
 	if (lua_istable(L, FIRST)) {

@@ -15,7 +15,10 @@
  *     the unlock libfuse sends on every flush at once when there are none;
  *   - xattrs go through /proc/self/fd/ROOTFD/NAME;
  *   - readdir streams with offsets (telldir), fstatat per entry for
- *     readdirplus;
+ *     readdirplus; one difference: each request seeks the stream to the
+ *     offset asked for, as libfuse's passthrough_fh.c does, where luafs.Dir
+ *     keeps the entry that did not fit and goes on without seeking (a seek
+ *     makes the C library read the directory again from there);
  *   - init sets use_ino, nullpath_ok, the splice capabilities, and then the
  *     cache settings of the benchmark mode.
  *
@@ -391,7 +394,7 @@ static int rp_opendir(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-/* Streams with telldir offsets, as passthrough.lua's readdir does. */
+/* Streams with telldir offsets, seeking to the offset asked for. */
 static int rp_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      off_t offset, struct fuse_file_info *fi,
 		      enum fuse_readdir_flags flags)

@@ -14,6 +14,11 @@
  *                                        until SECONDS passed    -> MiB/s
  *   workload readdir DIR SECONDS         opendir, readdir to the end,
  *                                        closedir, repeated      -> entries/s
+ *   workload readdir-page DIR SECONDS    the same with getdents64 into one
+ *                                        page: the kernel asks the
+ *                                        filesystem for a page at a time,
+ *                                        as older kernels (Debian 12's
+ *                                        6.1) always do          -> entries/s
  *   workload randread FILE THREADS SECONDS
  *                                        4 KiB preads at random aligned
  *                                        offsets, O_DIRECT, one fd per
@@ -203,6 +208,32 @@ static int do_readdir(const char *path, double seconds)
 	return 0;
 }
 
+static int do_readdir_page(const char *path, double seconds)
+{
+	double start = now(), t;
+	long entries = 0, n, at;
+	static char buf[4096];
+	struct dirent64 *e;
+	int fd;
+
+	do {
+		fd = open(path, O_RDONLY | O_DIRECTORY);
+		if (fd == -1)
+			die("open", path);
+		while ((n = getdents64(fd, buf, sizeof(buf))) > 0)
+			for (at = 0; at < n; at += e->d_reclen) {
+				e = (struct dirent64 *)(buf + at);
+				if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+					entries++;
+			}
+		if (n == -1)
+			die("getdents64", path);
+		close(fd);
+	} while ((t = now()) - start < seconds);
+	printf("%.0f\n", entries / (t - start));
+	return 0;
+}
+
 struct reader {
 	pthread_t thread;
 	const char *path;
@@ -317,11 +348,13 @@ int main(int argc, char **argv)
 		return do_seqread(argv[2], atof(argv[3]));
 	if (strcmp(w, "readdir") == 0 && argc == 4)
 		return do_readdir(argv[2], atof(argv[3]));
+	if (strcmp(w, "readdir-page") == 0 && argc == 4)
+		return do_readdir_page(argv[2], atof(argv[3]));
 	if (strcmp(w, "randread") == 0 && argc == 5)
 		return do_randread(argv[2], atoi(argv[3]), atof(argv[4]));
 	if (strcmp(w, "visibility") == 0 && argc == 5)
 		return do_visibility(argv[2], argv[3], atoi(argv[4]));
 	fprintf(stderr, "usage: workload stat|statn|create|seqwrite|seqread|"
-		"readdir|randread|visibility ARGS (see workload.c)\n");
+		"readdir|readdir-page|randread|visibility ARGS (see workload.c)\n");
 	return 2;
 }
