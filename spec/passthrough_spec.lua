@@ -8,7 +8,9 @@
 -- function runs in a directory of the mount and in one of another tmpfs,
 -- and what it observes must be the same), and what a twin cannot see: the
 -- mirrored directory, memory use of the host, very long paths, owners of
--- files created by another user, and real tools at work inside the mount.
+-- files created by another user, and real tools at work inside the mount;
+-- and what the no-auto-inval-data mode changes: the getattr requests
+-- before reads, and what a reader of a file changed in ROOT sees.
 local H = require "spec.helpers"
 local conformance = require "luafs.conformance"
 local system = require "system"
@@ -232,6 +234,149 @@ describe("passthrough.lua cached-coherent, requests", function()
       return sys.lstat(fs:path("f")).mode == luafs.S_IFREG | octal "600"
     end, 10))
     assert.are.equal(2, getattrs("/f"))
+  end)
+end)
+
+describe("passthrough.lua no-auto-inval-data", function()
+  conformance.run(PASSTHROUGH, battery { "{scratch}", "no-auto-inval-data" })
+end)
+
+describe("passthrough.lua no-auto-inval-data against the default mode", function()
+  -- The two modes side by side, over directories of their own.  `luafs
+  -- --stats` counts the getattr requests that reads cause; a file changed
+  -- directly in ROOT while a descriptor of it is open through the mount
+  -- shows what a reader of that descriptor sees (the example's header).
+  local mounts = {
+    default = testing.mounted(PASSTHROUGH, { once = true, scratch = true, args = { "{scratch}" } }),
+    noinval = testing.mounted(PASSTHROUGH, { once = true, scratch = true,
+      args = { "{scratch}", "no-auto-inval-data" } }),
+  }
+  local N = 50
+  local KiB4 = 4096
+  local seq = 0
+
+  -- A fresh file of `data` in mode's ROOT; returns its path in ROOT and
+  -- through the mount.
+  local function file(mode, data)
+    seq = seq + 1
+    local m = mounts[mode]
+    local name = "f" .. seq
+    H.write(m.scratch .. "/" .. name, data)
+    return m.scratch .. "/" .. name, m:path(name)
+  end
+
+  local function luafs_cmd(...)
+    local words = { H.quote(H.host) }
+    for _, w in ipairs { ... } do words[#words + 1] = H.quote(w) end
+    local code, out = sh(table.concat(words, " ") .. " 2>&1")
+    assert(code == 0, out)
+    return out
+  end
+
+  -- The getattr and read_buf calls that f() caused in mode's host.
+  local function requests(mode, f)
+    local m = mounts[mode]
+    luafs_cmd("--stats-reset", m.mountpoint)
+    f()
+    local out = luafs_cmd("--stats", m.mountpoint)
+    return tonumber(out:match("\ngetattr +(%d+) ")) or 0, tonumber(out:match("\nread_buf +(%d+) ")) or 0
+  end
+
+  -- N preads of KiB4 bytes of fd at offsets from offset_of(i), checked
+  -- against data.
+  local function preads(fd, data, offset_of, size)
+    size = size or KiB4
+    for i = 1, N do
+      local at = offset_of(i)
+      local got = H.check(sys.pread(fd, size, at))
+      if got ~= data:sub(at + 1, at + size) then error("wrong data at " .. at, 2) end
+    end
+  end
+
+  it("reads with O_DIRECT without asking for attributes first", function()
+    local data = H.bytes(MiB, 7)
+    for _, mode in ipairs { "default", "noinval" } do
+      local _, path = file(mode, data)
+      local fd = H.check(sys.open(path, O_RDONLY | luafs.O_DIRECT))
+      H.check(sys.pread(fd, KiB4, 0))
+      local getattrs, reads = requests(mode, function()
+        preads(fd, data, function(i) return (i * 37 % 256) * KiB4 end)
+      end)
+      sys.close(fd)
+      assert.is_true(reads >= N, mode .. ": read_buf calls " .. reads)
+      if mode == "default" then
+        assert.is_true(getattrs >= N, "default: getattr calls " .. getattrs)
+      else
+        assert.are.equal(0, getattrs, "no-auto-inval-data: getattr calls")
+      end
+    end
+  end)
+
+  it("reads a file kept open from the kernel's pages without asking, except past the size it knows", function()
+    local data = H.bytes(10000, 3)
+    for _, mode in ipairs { "default", "noinval" } do
+      local _, path = file(mode, data)
+      local fd = H.check(sys.open(path, O_RDONLY))
+      H.check(sys.pread(fd, KiB4, 0))
+      local inside = requests(mode, function() preads(fd, data, function() return 0 end) end)
+      -- up to the end exactly is inside; one byte more is past it
+      local to_end = requests(mode, function() preads(fd, data, function() return 8192 end, 1808) end)
+      local past = requests(mode, function() preads(fd, data, function() return 8192 end, 1809) end)
+      sys.close(fd)
+      if mode == "default" then
+        assert.is_true(inside >= N and to_end >= N, "default: getattr calls " .. inside .. ", " .. to_end)
+      else
+        assert.same({ 0, 0 }, { inside, to_end }, "no-auto-inval-data: getattr calls")
+      end
+      assert.is_true(past >= N, mode .. ": getattr calls for reads past the end " .. past)
+    end
+  end)
+
+  -- What reads through a descriptor opened before a same-size change in
+  -- ROOT return; every read stays within the size the kernel knows.
+  local function reader(mode)
+    local src, path = file(mode, "old contents")
+    local o = {}
+    local direct = H.check(sys.open(path, O_RDONLY | luafs.O_DIRECT))
+    local fd = H.check(sys.open(path, O_RDONLY))
+    o.before = sys.pread(fd, 12, 0)
+    H.write(src, "new contents")
+    o.same_fd = sys.pread(fd, 12, 0)
+    o.direct = sys.pread(direct, 12, 0)
+    o.same_fd_after_direct = sys.pread(fd, 12, 0)
+    local again = H.check(sys.open(path, O_RDONLY))
+    o.reopened = sys.pread(again, 12, 0)
+    o.same_fd_after_reopen = sys.pread(fd, 12, 0)
+    sys.close(again)
+    -- a change of size shows once the kernel learns the size
+    H.write(src, "newest contents")
+    o.grown_same_fd = sys.pread(fd, 12, 0)
+    o.grown_size = sys.lstat(path).size
+    o.grown_after_stat = sys.pread(fd, 15, 0)
+    sys.close(fd)
+    sys.close(direct)
+    return o
+  end
+
+  it("shows a change made in ROOT to a reader at its next read in the default mode", function()
+    assert.same({ before = "old contents", same_fd = "new contents", direct = "new contents",
+      same_fd_after_direct = "new contents", reopened = "new contents", same_fd_after_reopen = "new contents",
+      grown_same_fd = "newest conte", grown_size = 15, grown_after_stat = "newest contents" },
+      reader("default"))
+  end)
+
+  it("keeps the kernel's pages for an open file until an open or a new size drops them", function()
+    assert.same({ before = "old contents", same_fd = "old contents", direct = "new contents",
+      same_fd_after_direct = "old contents", reopened = "new contents", same_fd_after_reopen = "new contents",
+      grown_same_fd = "new contents", grown_size = 15, grown_after_stat = "newest contents" },
+      reader("noinval"))
+  end)
+
+  it("refuses cached-coherent with it", function()
+    local ok, err = pcall(testing.mount, PASSTHROUGH, { scratch = true,
+      args = { "{scratch}", "cached-coherent", "no-auto-inval-data" } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("cached-coherent and no-auto-inval-data do not combine", 1, true), err)
   end)
 end)
 

@@ -1,10 +1,11 @@
 --[[
 passthrough.lua: mirror a directory, like libfuse's passthrough_fh.c.
 
-    luafs passthrough.lua /mnt/mirror -f -- /srv/data
+    luafs passthrough.lua /mnt/mirror -f -- /srv/data [MODE]
 
 Every operation on /mnt/mirror is done on the same name under /srv/data
-(ROOT, the one script argument), with the *at system calls relative to a
+(ROOT, the first script argument; a MODE may follow, cached-coherent or
+no-auto-inval-data, below), with the *at system calls relative to a
 directory descriptor opened on ROOT once, at load. A name is the request's
 path without its leading "/" ("." for the root itself), so ROOT's own path
 may be as long as it likes. The name may be longer than a system call takes
@@ -58,6 +59,35 @@ answered by the kernel alone. Its limits:
   * our own changes through the mount come back as events and invalidate
     what the kernel had just learnt: a workload that writes pays for it.
 
+No-auto-inval-data mode (`-- ROOT no-auto-inval-data`, after libfuse's
+option of that name): init clears FUSE_CAP_AUTO_INVAL_DATA, which libfuse 3
+wants by default and libfuse 2 did not. With it, and attributes never
+cached (attr_timeout = 0), the kernel asks for a file's attributes (a
+getattr) before every read(2) and pread(2), O_DIRECT ones too, to drop its
+cached pages of the file when the size or modification time changed;
+without it a 4 KiB read is one request instead of two, as with libfuse 2.
+What a reader sees then:
+  * a process that keeps a file open through the mount while something
+    changes the file directly in ROOT, behind the mount, may go on reading
+    the kernel's cached pages of it (the old data) until the file is next
+    opened through the mount, by it or by any other process (there is no
+    kernel_cache, so an open drops the pages), or until the kernel learns
+    of a new size (from a stat through the mount, say, or a read past the
+    size it knows); a new modification time alone drops nothing;
+  * a read that goes past the size the kernel knows (a sequential reader's
+    last read, which asks for more than is left) still asks for the
+    attributes first;
+  * O_DIRECT reads always reach the filesystem and return what ROOT holds,
+    but leave the cached pages that buffered reads get as they were;
+  * changes made through the mount show to every reader at once, as
+    before: the kernel writes them into its pages.
+It does not combine with cached-coherent, and the script refuses the pair:
+there attributes stay valid for an hour, so reads ask for nothing anyway,
+and auto_inval_data is what drops the data of a change that inotify
+missed once the attributes expire (an open keeps the pages there); without
+it a reader could see the old data for as long as the kernel keeps the
+pages, unless the file's size changed.
+
 What init sets (edit it to trade coherence for speed):
   * use_ino: inode numbers are ROOT's, so `ls -i`, `find -inum`, tar and
     git see stable, real inode numbers.
@@ -67,6 +97,10 @@ What init sets (edit it to trade coherence for speed):
     high-level API gives each name of a file a kernel inode of its own). The
     price is two requests per stat(2); mounts that alone change ROOT can set
     1 second or more.
+  * conn.want keeps libfuse's FUSE_CAP_AUTO_INVAL_DATA: with attr_timeout
+    0 every read(2) costs a getattr first, and a change made in ROOT
+    shows at the next read of a descriptor opened before it.
+    no-auto-inval-data clears it (above).
   * nullpath_ok: operations on an open handle get no path (they do not need
     it), which spares libfuse computing it.
   * conn.want gets FUSE_CAP_SPLICE_WRITE, SPLICE_MOVE and SPLICE_READ when
@@ -163,17 +197,24 @@ local STATES = 4
 
 local ROOT = ...
 if type(ROOT) ~= "string" or ROOT == "" then
-  error("usage: luafs passthrough.lua MOUNTPOINT [options] -- ROOT [cached-coherent]", 0)
+  error("usage: luafs passthrough.lua MOUNTPOINT [options] -- ROOT"
+    .. " [cached-coherent | no-auto-inval-data]", 0)
 end
 -- The modes after ROOT (see the header).
-local COHERENT = false
+local COHERENT, NO_AUTO_INVAL = false, false
 for i = 2, select("#", ...) do
   local mode = select(i, ...)
   if mode == "cached-coherent" then
     COHERENT = true
+  elseif mode == "no-auto-inval-data" then
+    NO_AUTO_INVAL = true
   else
-    error("passthrough.lua: unknown mode " .. mode .. " (cached-coherent)", 0)
+    error("passthrough.lua: unknown mode " .. mode .. " (cached-coherent, no-auto-inval-data)", 0)
   end
+end
+if COHERENT and NO_AUTO_INVAL then
+  error("passthrough.lua: cached-coherent and no-auto-inval-data do not combine"
+    .. " (see the header)", 0)
 end
 
 sys.umask(0)
@@ -338,6 +379,9 @@ function fs.init(conn, cfg)
   local splice = luafs.FUSE_CAP_SPLICE_WRITE | luafs.FUSE_CAP_SPLICE_MOVE
     | luafs.FUSE_CAP_SPLICE_READ
   conn.want = conn.want | (conn.capable & splice)
+  if NO_AUTO_INVAL then
+    conn.want = conn.want & ~luafs.FUSE_CAP_AUTO_INVAL_DATA
+  end
 end
 
 -- Attributes ---------------------------------------------------------------
