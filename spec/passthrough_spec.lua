@@ -211,6 +211,23 @@ describe("passthrough.lua cached-coherent, with changes made in ROOT", function(
         field(dir, "nlink")
     end)
   end)
+
+  it("shows a renamed directory's contents in the directories below it", function()
+    H.check(sys.mkdir(base .. "/d"))
+    H.check(sys.mkdir(base .. "/d/sub"))
+    H.check(sys.mkdir(base .. "/d/sub/deeper"))
+    H.write(base .. "/d/sub/deeper/inner", "inside")
+    -- a stat, not a read: a read would make the kernel ask for the atime again
+    shows("the new directories", function()
+      local size = field(dir .. "/d/sub/deeper/inner", "size")
+      return size == 6, size
+    end)
+    H.check(sys.rename(base .. "/d", base .. "/e"))
+    shows("the directory's rename", function()
+      local size = field(dir .. "/d/sub/deeper/inner", "size")
+      return size == "ENOENT" and field(dir .. "/e/sub/deeper/inner", "size") == 6, size
+    end)
+  end)
 end)
 
 describe("passthrough.lua cached-coherent, requests", function()
