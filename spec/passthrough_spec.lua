@@ -228,6 +228,38 @@ describe("passthrough.lua cached-coherent, with changes made in ROOT", function(
       return size == "ENOENT" and field(dir .. "/e/sub/deeper/inner", "size") == 6, size
     end)
   end)
+
+  it("shows a change that inotify lost, in a directory below, after its queue overflowed", function()
+    local max = tonumber(H.read("/proc/sys/fs/inotify/max_queued_events"))
+    if max > 1000000 then
+      pending("max_queued_events is " .. max .. ": too many changes to make")
+      return
+    end
+    H.check(sys.mkdir(base .. "/d"))
+    H.write(base .. "/d/inner", "inside")
+    H.check(sys.chmod(base .. "/d/inner", octal "644"))
+    shows("the new directory", function()
+      local mode = field(dir .. "/d/inner", "mode")
+      return mode == luafs.S_IFREG | octal "644", mode
+    end)
+    H.write(base .. "/g", "")
+    -- the host reads no event while it is stopped; changes to two names in
+    -- turn, which inotify cannot merge, fill its queue, so the chmod is lost
+    assert.is_true(fs:kill("STOP"))
+    local ok, err = pcall(function()
+      for _ = 1, max // 2 + 100 do
+        H.check(sys.chmod(base .. "/f", octal "644"))
+        H.check(sys.chmod(base .. "/g", octal "644"))
+      end
+      H.check(sys.chmod(base .. "/d/inner", octal "600"))
+    end)
+    assert.is_true(fs:kill("CONT"))
+    assert(ok, err)
+    shows("the chmod", function()
+      local mode = field(dir .. "/d/inner", "mode")
+      return mode == luafs.S_IFREG | octal "600", mode
+    end)
+  end)
 end)
 
 describe("passthrough.lua cached-coherent, requests", function()
