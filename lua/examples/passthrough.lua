@@ -777,14 +777,17 @@ directory itself, for the names a readdirplus hands the kernel. Each
 change that a watch reports makes the kernel drop what it cached of the
 name and, for names that come and go, of its directory: a job of state 1
 (luafs.watch) reads the events and calls luafs.invalidate_path. The
-descriptor and the map of watches (watch descriptor <-> directory) live
+descriptor and the map of watches (watch descriptor -> directory) live
 in luafs.shared, so every state adds watches to the one descriptor, and
-both survive a reload. ]]
+both survive a reload. The map is the only place a watched directory's
+path is kept: it is in the host's memory once per watch, and whether a
+directory is watched is asked of inotify itself (see invalidate_tree). ]]
 local INOTIFY = "passthrough.inotify"      -- the descriptor
 local WD = "passthrough.wd:"               -- .. wd -> the directory's path
-local DIR = "passthrough.dir:"             -- .. path -> its wd
 local WATCH_MASK = luafs.IN_ATTRIB | luafs.IN_MODIFY | luafs.IN_CREATE | luafs.IN_DELETE
   | luafs.IN_MOVED_FROM | luafs.IN_MOVED_TO | luafs.IN_ONLYDIR | luafs.IN_DONT_FOLLOW
+local IN_MASK_CREATE, EEXIST = luafs.IN_MASK_CREATE, luafs.EEXIST
+local DT_DIR, DT_UNKNOWN = luafs.DT_DIR, luafs.DT_UNKNOWN
 local INO = "passthrough.ino:"             -- .. path -> "dev:ino" of its file
 local NAMES = "passthrough.names:"         -- .. "dev:ino" -> its names, NUL-separated
 local invalidate = luafs.invalidate_path
@@ -840,15 +843,18 @@ local function watch_dir(dir)
   local ifd, name = shared.get(INOTIFY), rel[dir]
   if not ifd or not name or #name >= PROC_MAX then return end
   local wd = sys.inotify_add_watch(ifd, PROC_ROOT .. name, WATCH_MASK)
-  if wd and shared.get(WD .. wd) ~= dir then
-    shared.set(WD .. wd, dir)
-    shared.set(DIR .. dir, wd)
-  end
+  if wd and shared.get(WD .. wd) ~= dir then shared.set(WD .. wd, dir) end
 end
 
--- Invalidates old/NAME for each name now in ROOT under new, the same tree
--- after a rename in ROOT, into the directories that were watched there.
-local function invalidate_tree(old, new)
+--[[ Invalidates old/NAME for each NAME now in ROOT in the directory new
+(the same directory, or where a rename in ROOT took it); with deep, also
+below, in each subdirectory that is watched, which is where the kernel
+may know names. inotify knows which are, by inode (whatever path their
+watch was made under): asked to make a watch only where there is none
+(IN_MASK_CREATE, Linux 4.18), it fails with EEXIST there. A subdirectory
+that it watches afresh is kept, under its new path, rather than removed,
+which could remove the watch that a state just added for a lookup in it. ]]
+local function invalidate_tree(old, new, deep)
   local dirfd, name = reach(new)
   if not dirfd then return end
   local fd = sys.openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -859,25 +865,38 @@ local function invalidate_tree(old, new)
     sys.close(fd)
     return
   end
-  local names = {}
-  for entry in dir.read, dir do
-    if entry ~= "." and entry ~= ".." then names[#names + 1] = entry end
+  local ifd = deep and shared.get(INOTIFY)
+  local at = "/proc/self/fd/" .. fd .. "/"
+  local names, watched = {}, {}
+  for entry, _, type in dir.read, dir do
+    if entry ~= "." and entry ~= ".." then
+      names[#names + 1] = entry
+      if ifd and (type == DT_DIR or type == DT_UNKNOWN) then
+        local wd, _, err = sys.inotify_add_watch(ifd, at .. entry, WATCH_MASK | IN_MASK_CREATE)
+        if wd then
+          shared.set(WD .. wd, join(new, entry))
+        elseif err == EEXIST then
+          watched[entry] = true
+        end
+      end
+    end
   end
   dir:close()
   for _, entry in ipairs(names) do
     invalidate(join(old, entry))
-    if shared.get(DIR .. join(old, entry)) then
-      invalidate_tree(join(old, entry), join(new, entry))
-    end
+    if watched[entry] then invalidate_tree(join(old, entry), join(new, entry), true) end
   end
 end
 
--- After a lost event: every watched directory and every name in it.
+-- After a lost event: every watched directory and every name in it (the
+-- watched directories below each are in the map themselves).
 local function invalidate_all()
-  for _, key in ipairs(shared.keys(DIR)) do
-    local dir = key:sub(#DIR + 1)
-    invalidate(dir)
-    invalidate_tree(dir, dir)
+  for _, key in ipairs(shared.keys(WD)) do
+    local dir = shared.get(key)
+    if dir then
+      invalidate(dir)
+      invalidate_tree(dir, dir)
+    end
   end
 end
 
@@ -890,7 +909,6 @@ local function on_events(ifd)
       invalidate_all()
     elseif ev.IN_IGNORED then              -- the directory is gone
       shared.delete(WD .. ev.wd)
-      if dir and shared.get(DIR .. dir) == ev.wd then shared.delete(DIR .. dir) end
     elseif dir and ev.name then
       local path = join(dir, ev.name)
       if ev.IN_ISDIR then
@@ -901,7 +919,7 @@ local function on_events(ifd)
       if not (ev.IN_ATTRIB or ev.IN_MODIFY) then invalidate(dir) end
       if ev.IN_ISDIR and ev.IN_MOVED_FROM then moved[ev.cookie] = path end
       if ev.IN_ISDIR and ev.IN_MOVED_TO and moved[ev.cookie] then
-        invalidate_tree(moved[ev.cookie], path)
+        invalidate_tree(moved[ev.cookie], path, true)
       end
     elseif dir then                        -- the watched directory itself
       invalidate(dir)
