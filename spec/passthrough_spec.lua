@@ -1064,3 +1064,42 @@ describe("passthrough.lua listing a large directory", function()
     end)
   end
 end)
+
+describe("passthrough.lua cached-coherent, out of inotify watches", function()
+  -- In a user namespace of its own (and a mount namespace, which ends
+  -- with it, mount and all) the user's watches are capped at 8: looking
+  -- into 12 directories runs out, and the log says so once.
+  it("logs once that changes in directories not watched show late", function()
+    local code = H.shell("unshare -Urm true")
+    if code ~= 0 then
+      io.stderr:write("\npassthrough_spec: no user namespaces here: skipping the watch limit test\n")
+      return
+    end
+    local dir = H.shm_dir()
+    local ok, err = pcall(function()
+      H.check(sys.mkdir(dir .. "/src"))
+      for i = 1, 12 do H.check(sys.mkdir(dir .. "/src/d" .. i)) end
+      H.check(sys.mkdir(dir .. "/mnt"))
+      local q = H.quote
+      local script = table.concat({
+        "echo 8 > /proc/sys/user/max_inotify_watches || exit 1",
+        ("LUAFS_READY_FILE=%s %s %s %s -f -- %s cached-coherent 2>%s &"):format(q(dir .. "/ready"),
+          q(H.host), q(PASSTHROUGH), q(dir .. "/mnt"), q(dir .. "/src"), q(dir .. "/log")),
+        "host=$!",
+        ("until [ -s %s ]; do kill -0 $host || exit 2; sleep 0.05; done"):format(q(dir .. "/ready")),
+        ("for i in $(seq 12); do ls %s/d$i || exit 3; done"):format(q(dir .. "/mnt")),
+        ("umount %s"):format(q(dir .. "/mnt")),
+        "wait $host",
+      }, "\n")
+      local rc, out = H.shell("unshare -Urm sh -c " .. q(script))
+      assert.are.equal(0, rc, out)
+      local log = assert(H.read(dir .. "/log"))
+      local lines = {}
+      for line in log:gmatch("[^\n]*no inotify watch left[^\n]*") do lines[#lines + 1] = line end
+      assert.are.equal(1, #lines, log)
+      assert.truthy(lines[1]:find("max_user_watches", 1, true), log)
+    end)
+    H.remove(dir)
+    assert(ok, err)
+  end)
+end)

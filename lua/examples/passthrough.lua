@@ -49,9 +49,12 @@ answered by the kernel alone. Its limits:
     the other names of a hard-linked file after a link, unlink or write
     through one of them (each name is an inode of its own in the kernel);
   * each watched directory takes one of the user's inotify watches
-    (/proc/sys/fs/inotify/max_user_watches); a directory beyond that, or
-    whose path is near PATH_MAX, is not watched, and changes in it show
-    when the cache expires;
+    (/proc/sys/fs/inotify/max_user_watches; the log says when they run
+    out); a directory beyond that, or whose path is near PATH_MAX, is not
+    watched, and changes in it show when the cache expires;
+  * before Linux 4.18 (no IN_MASK_CREATE), after a directory's rename in
+    ROOT the names below it that the kernel knows show their new state
+    only when the cache expires;
   * the high-level API can make the kernel forget attributes and data but
     not a name: a name that ROOT replaces by one of another type (a file by
     a directory) answers EIO until its entry expires, and one replaced by
@@ -838,12 +841,20 @@ local function join(dir, name)
   return dir == "/" and "/" .. name or dir .. "/" .. name
 end
 
--- Watches directory dir (a request's path) on the shared descriptor.
+-- Watches directory dir (a request's path) on the shared descriptor. The
+-- first time the user's watches run out, the log says so, once per mount.
+local FULL = "passthrough.watches-full"
 local function watch_dir(dir)
   local ifd, name = shared.get(INOTIFY), rel[dir]
   if not ifd or not name or #name >= PROC_MAX then return end
-  local wd = sys.inotify_add_watch(ifd, PROC_ROOT .. name, WATCH_MASK)
+  local wd, _, err = sys.inotify_add_watch(ifd, PROC_ROOT .. name, WATCH_MASK)
   if wd and shared.get(WD .. wd) ~= dir then shared.set(WD .. wd, dir) end
+  if err == luafs.ENOSPC and shared.cas(FULL, nil, true) then
+    luafs.log("passthrough.lua: no inotify watch left for " .. dir
+      .. " (/proc/sys/fs/inotify/max_user_watches): changes made in ROOT in"
+      .. " directories not watched show through the mount when the kernel's"
+      .. " cache of them expires, within " .. CACHE_SECONDS .. " s")
+  end
 end
 
 --[[ Invalidates old/NAME for each NAME now in ROOT in the directory new
