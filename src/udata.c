@@ -80,8 +80,8 @@ void *luafs_testudata(lua_State *L, int idx, const struct luafs_type *t)
 
 	if (p == NULL)
 		return NULL;
-	if (t->reused && (m = metatables(L)) != NULL && p == m->last[t->id] &&
-	    lua_type(L, idx) == LUA_TUSERDATA)
+	/* Even a light userdata with that address points into the held one. */
+	if (t->reused && (m = metatables(L)) != NULL && p == m->last[t->id])
 		return p;
 	if (!lua_getmetatable(L, idx))
 		return NULL;
