@@ -20,6 +20,28 @@ local function script(text, name)
   return path, dir
 end
 
+-- The start of an inline script: luafs and fs, a root directory in which
+-- every other name is an empty read-only file, opened for direct I/O so
+-- that each read(2) reaches the fs.read that the rest of the script adds.
+local READER = [[
+local luafs = require "luafs"
+local fs = {}
+function fs.getattr(path)
+  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
+  return { mode = luafs.S_IFREG | tonumber("444", 8), nlink = 1, size = 0 }
+end
+function fs.open(_, fi) fi.direct_io = true end
+]]
+
+-- A script with a root directory and nothing in it.
+local ROOT_ONLY = [[
+local luafs = require "luafs"
+return { getattr = function(path)
+  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
+  return -luafs.ENOENT
+end }
+]]
+
 -- A fresh directory for a host that a test runs itself.
 local mnts = {}
 local function mountpoint()
@@ -152,9 +174,7 @@ end)
 
 describe("userdata methods", function()
   it("refuse an object of the wrong type, for every type and method", function()
-    local path = script([[
-local luafs = require "luafs"
-local fs = {}
+    local path = script(READER .. [[
 local report = {}
 local kept = {}
 local function pokes(name, obj, others)
@@ -187,11 +207,6 @@ function fs.init(conn, cfg)
   pokes("conn", conn, { cfg })
   pokes("cfg", cfg, { conn })
 end
-function fs.getattr(path)
-  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
-  return { mode = luafs.S_IFREG | tonumber("444", 8), nlink = 1, size = 0 }
-end
-function fs.open(_, fi) fi.direct_io = true end
 function fs.read(_, size, offset, fi)
   if offset > 0 then return "" end
   local st = luafs.Stat()
@@ -274,15 +289,8 @@ describe("programs a callback starts", function()
   it("start with an empty signal mask and no signal ignored", function()
     local dir = H.temp_dir()
     dirs[#dirs + 1] = dir
-    local path = script([[
-local luafs = require "luafs"
+    local path = script(READER .. [[
 local out = ...
-local fs = {}
-function fs.getattr(path)
-  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
-  return { mode = luafs.S_IFREG | tonumber("444", 8), nlink = 1, size = 0 }
-end
-function fs.open(_, fi) fi.direct_io = true end
 function fs.read(_, _, offset)
   if offset > 0 then return "" end
   local ok, how, code = os.execute("grep -E '^Sig(Blk|Ign):' /proc/self/status > " .. out)
@@ -315,15 +323,8 @@ return fs
   it("can be stopped with SIGTERM", function()
     local dir = H.temp_dir()
     dirs[#dirs + 1] = dir
-    local path = script([[
-local luafs = require "luafs"
+    local path = script(READER .. [[
 local dir = ...
-local fs = {}
-function fs.getattr(path)
-  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
-  return { mode = luafs.S_IFREG | tonumber("444", 8), nlink = 1, size = 0 }
-end
-function fs.open(_, fi) fi.direct_io = true end
 function fs.read(_, _, offset)
   if offset > 0 then return "" end
   local ok, how, code = os.execute("echo $$ > " .. dir .. "/pid; exec sleep 60")
@@ -347,13 +348,7 @@ end)
 
 describe("a restart right after SIGTERM", function()
   it("mounts again on the same mountpoint, every time", function()
-    local path = script([[
-local luafs = require "luafs"
-return { getattr = function(path)
-  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
-  return -luafs.ENOENT
-end }
-]])
+    local path = script(ROOT_ONLY)
     local mnt = mountpoint()
     local ready = mnt .. ".ready"
     local ok, err = pcall(function()
@@ -376,13 +371,7 @@ end)
 
 describe("SIGTERM delivered to the reload thread", function()
   it("unmounts at once, not after the grace period", function()
-    local path = script([[
-local luafs = require "luafs"
-return { getattr = function(path)
-  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
-  return -luafs.ENOENT
-end }
-]])
+    local path = script(ROOT_ONLY)
     local m = mount(path)
     local tid
     local _, tasks = H.shell("ls /proc/" .. m.pid .. "/task")
@@ -406,14 +395,7 @@ end)
 
 describe("-o lua_memory", function()
   it("gives the memory of a call that ran out back to the next call", function()
-    local path = script([[
-local luafs = require "luafs"
-local fs = {}
-function fs.getattr(path)
-  if path == "/" then return { mode = luafs.S_IFDIR | tonumber("755", 8), nlink = 2 } end
-  return { mode = luafs.S_IFREG | tonumber("444", 8), nlink = 1, size = 0 }
-end
-function fs.open(_, fi) fi.direct_io = true end
+    local path = script(READER .. [[
 function fs.read(path, _, offset)
   if offset > 0 then return "" end
   if path == "/fill" then
