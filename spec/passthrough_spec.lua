@@ -87,9 +87,11 @@ describe("passthrough.lua", function()
 end)
 
 describe("passthrough.lua cached-coherent", function()
-  -- A link or unlink through one name of a file shows through its other
-  -- names once the invalidation has run, not when the call returns (see
-  -- the example's header); "with changes made in ROOT" waits for it.
+  -- A change through one name of a hard-linked file (a chmod, and the
+  -- ctime that a link or unlink moves) shows through its other names once
+  -- the invalidation has run, not when the call returns (see the example's
+  -- header): those two cases would race with it; "with changes made in
+  -- ROOT" waits for it.
   conformance.run(PASSTHROUGH, battery({ "{scratch}", "cached-coherent" },
     { "names.hardlinks", "attributes.timestamps" }))
 end)
