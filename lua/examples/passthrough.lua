@@ -235,19 +235,20 @@ takes the long way (far). A table that remembers what it worked out rather
 than a function, because the same paths come back request after request (a
 stat(2) is a lookup and a getattr, an ls -l one of each per name): a table
 lookup is cheaper than a call that makes the string again, a difference a
-stat-heavy user sees too. It starts afresh every 4096 names, so it stays
-small. ]]
-local MEMO = 4096
-local rel, named = {}, 0
+stat-heavy user sees too. It starts afresh once the paths it holds add up
+to MEMO_BYTES (each path is kept twice, as the key and as the name), so it
+stays small however long the paths are. ]]
+local MEMO_BYTES = 256 * 1024
+local rel, held = {}, 0
 setmetatable(rel, {
   __index = function(t, path)
     if #path > PATH_MAX then return nil end
     local n = path == "/" and "." or path:sub(2)
-    if named == MEMO then
+    if held + #path > MEMO_BYTES then
       for k in next, t do t[k] = nil end
-      named = 0
+      held = 0
     end
-    named = named + 1
+    held = held + #path
     t[path] = n
     return n
   end,
