@@ -60,7 +60,11 @@ answered by the kernel alone. Its limits:
     a directory) answers EIO until its entry expires, and one replaced by
     another file keeps its old inode number until then;
   * our own changes through the mount come back as events and invalidate
-    what the kernel had just learnt: a workload that writes pays for it.
+    what the kernel had just learnt: a workload that writes pays for it;
+  * the host keeps, for each watched directory, its path, and for each
+    file the kernel has looked up, its path twice (to find a file's other
+    names when one gains a link), until the name goes: a walk of millions
+    of files costs hundreds of megabytes.
 
 No-auto-inval-data mode (`-- ROOT no-auto-inval-data`, after libfuse's
 option of that name): init clears FUSE_CAP_AUTO_INVAL_DATA, which libfuse 3
