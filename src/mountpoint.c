@@ -130,6 +130,25 @@ static int unmount_stale(const char *path)
 }
 
 /*
+ * Whether the mount on path goes within a second.  A luafs told to stop
+ * (SIGTERM, say) answers until it has unmounted, some milliseconds later:
+ * a restart right after it must wait for that, not refuse.
+ */
+static int goes_away(const char *path)
+{
+	struct mount_entry me;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		usleep(10000);
+		find_mount(path, &me);
+		if (!me.found)
+			return 1;
+	}
+	return 0;
+}
+
+/*
  * Refuses a path that something is mounted on, except a stale luafs mount
  * (type fuse.luafs, its process gone), which is unmounted so that luafs can
  * take its place: a host killed with SIGKILL leaves one behind.
@@ -162,6 +181,8 @@ static int check_not_mounted(const char *path)
 			return -1;
 		}
 		if (!stale && strcmp(me.fstype, "fuse.luafs") == 0) {
+			if (goes_away(path))
+				continue;
 			fprintf(stderr, "luafs: %s is already mounted by another "
 				"luafs (%s); unmount it first: fusermount3 -u "
 				"%s\n", path, me.source, path);
