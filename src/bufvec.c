@@ -19,7 +19,7 @@
 
 #define BUFVEC_MT "luafs.BufVec"
 
-static const struct luafs_type bufvec_type = { BUFVEC_MT, LUAFS_T_BUFVEC, 0 };
+static const struct luafs_type bufvec_type = { BUFVEC_MT, LUAFS_T_BUFVEC };
 
 /*
  * The memory buffer of a BufVec the script made lives in the userdata,

@@ -16,7 +16,7 @@
 
 #define DIR_MT "luafs.Dir"
 
-static const struct luafs_type dir_type = { DIR_MT, LUAFS_T_DIR, 0 };
+static const struct luafs_type dir_type = { DIR_MT, LUAFS_T_DIR };
 
 struct luafs_dir {
 	DIR *dir;	/* NULL once closed */

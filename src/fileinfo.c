@@ -14,7 +14,7 @@
 
 #define FILEINFO_MT "luafs.FileInfo"
 
-static const struct luafs_type fileinfo_type = { FILEINFO_MT, LUAFS_T_FILEINFO, 0 };
+static const struct luafs_type fileinfo_type = { FILEINFO_MT, LUAFS_T_FILEINFO };
 
 struct fileinfo {
 	struct fuse_file_info *fi;	/* first: cleared when lent out ends */

@@ -63,8 +63,8 @@ struct view {
 #define CONN_MT "luafs.ConnInfo"
 #define CONFIG_MT "luafs.Config"
 
-static const struct luafs_type conn_type = { CONN_MT, LUAFS_T_CONN, 0 };
-static const struct luafs_type config_type = { CONFIG_MT, LUAFS_T_CONFIG, 0 };
+static const struct luafs_type conn_type = { CONN_MT, LUAFS_T_CONN };
+static const struct luafs_type config_type = { CONFIG_MT, LUAFS_T_CONFIG };
 
 /* The view at index 1, of either type: the metamethods serve both. */
 static struct view *check_view(lua_State *L)

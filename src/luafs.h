@@ -314,15 +314,11 @@ enum luafs_type_id {
 struct luafs_type {
 	const char *name;	/* the metatable's __name */
 	enum luafs_type_id id;
-	int reused;		/* scripts pass one again and again */
 };
 /* A host state's metatables by type, kept beside its allocator. */
 struct luafs_metatables {
 	const void *mt[LUAFS_NTYPES];	/* their addresses */
 	int ref[LUAFS_NTYPES];		/* their registry references */
-	/* of a reused type, the last that passed, and its registry slot */
-	const void *last[LUAFS_NTYPES];
-	int last_ref[LUAFS_NTYPES];
 };
 extern lua_Alloc luafs_host_alloc;
 extern struct luafs_metatables *(*luafs_host_metatables)(void *ud);

@@ -16,7 +16,7 @@
 
 #define POLLHANDLE_MT "luafs.PollHandle"
 
-static const struct luafs_type pollhandle_type = { POLLHANDLE_MT, LUAFS_T_POLLHANDLE, 0 };
+static const struct luafs_type pollhandle_type = { POLLHANDLE_MT, LUAFS_T_POLLHANDLE };
 
 struct luafs_poll {
 	pthread_mutex_t lock;

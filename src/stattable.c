@@ -348,7 +348,7 @@ static void check_fields(lua_State *L, const struct layout *lay, int idx,
 
 #define STAT_MT "luafs.Stat"
 
-static const struct luafs_type stat_type = { STAT_MT, LUAFS_T_STAT, 1 };
+static const struct luafs_type stat_type = { STAT_MT, LUAFS_T_STAT };
 
 /* Registry key of the table from names to fields. */
 static const char stat_index_key;

@@ -233,7 +233,7 @@ static void scratch_trim(struct scratch *s)
 
 #define SCRATCH_MT "luafs.sys scratch"
 
-static const struct luafs_type scratch_type = { SCRATCH_MT, LUAFS_T_SCRATCH, 0 };
+static const struct luafs_type scratch_type = { SCRATCH_MT, LUAFS_T_SCRATCH };
 
 static int scratch_gc(lua_State *L)
 {

@@ -35,8 +35,8 @@
 /* How long unmounting waits for a job that runs before stopping it. */
 #define STOP_GRACE_S 2
 
-static const struct luafs_type timer_type = { "luafs.Timer", LUAFS_T_TIMER, 0 };
-static const struct luafs_type watch_type = { "luafs.Watch", LUAFS_T_WATCH, 0 };
+static const struct luafs_type timer_type = { "luafs.Timer", LUAFS_T_TIMER };
+static const struct luafs_type watch_type = { "luafs.Watch", LUAFS_T_WATCH };
 
 struct job {
 	struct job *next;

@@ -10,12 +10,6 @@
  * the registry (and a reference, to push it without a hash lookup): the
  * checks run several times per request.  Elsewhere (the plain Lua
  * module) the registry is asked, under the type's address.
- *
- * Of a type that scripts reuse (one luafs.Stat that every getattr fills
- * and returns, as luafs(3) advises), a state also remembers the last
- * userdata that passed, and holds it in a registry slot: while held it
- * cannot be collected, so no other object can have its address, and
- * finding that address again is the check.
  */
 #include "luafs.h"
 
@@ -60,36 +54,18 @@ void luafs_setmetatable(lua_State *L, const struct luafs_type *t)
 	lua_setmetatable(L, -2);
 }
 
-static void hold_last(lua_State *L, int idx, struct luafs_metatables *m,
-		      const struct luafs_type *t, const void *p)
-{
-	lua_pushvalue(L, idx);
-	if (m->last_ref[t->id] == 0)
-		m->last_ref[t->id] = luaL_ref(L, LUA_REGISTRYINDEX);
-	else
-		lua_rawseti(L, LUA_REGISTRYINDEX, m->last_ref[t->id]);
-	m->last[t->id] = p;
-}
-
 /* The userdata at idx if it is of type t, else NULL. */
 void *luafs_testudata(lua_State *L, int idx, const struct luafs_type *t)
 {
 	void *p = lua_touserdata(L, idx);
-	struct luafs_metatables *m = NULL;
+	struct luafs_metatables *m;
 	int same;
 
-	if (p == NULL)
+	if (p == NULL || !lua_getmetatable(L, idx))
 		return NULL;
-	/* Even a light userdata with that address points into the held one. */
-	if (t->reused && (m = metatables(L)) != NULL && p == m->last[t->id])
-		return p;
-	if (!lua_getmetatable(L, idx))
-		return NULL;
-	if (m != NULL || (m = metatables(L)) != NULL) {
+	if ((m = metatables(L)) != NULL) {
 		same = lua_topointer(L, -1) == m->mt[t->id];
 		lua_pop(L, 1);
-		if (same && t->reused)
-			hold_last(L, idx, m, t, p);
 	} else {
 		lua_rawgetp(L, LUA_REGISTRYINDEX, t);
 		same = lua_rawequal(L, -1, -2);
