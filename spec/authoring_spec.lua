@@ -46,13 +46,7 @@ local function luafs_cmd(...)
   return testing.shell(table.concat(words, " ") .. " 2>&1")
 end
 
-local function lines_with(m, text)
-  local t = {}
-  for line in m:log():gmatch("[^\n]+") do
-    if line:find(text, 1, true) then t[#t + 1] = line end
-  end
-  return t
-end
+local lines_with = H.log_lines
 
 describe("-o trace", function()
   it("logs one line per call with its arguments, result and time, and turns off and on", function()

@@ -73,13 +73,7 @@ local function read_file(m, rel)
   return data
 end
 
-local function count_lines(m, text)
-  local n = 0
-  for line in m:log():gmatch("[^\n]+") do
-    if line:find(text, 1, true) then n = n + 1 end
-  end
-  return n
-end
+local function count_lines(m, text) return #H.log_lines(m, text) end
 
 describe("file handles replaced after open", function()
   -- /t* opens with a table handle, /i<N> with the integer N; writing

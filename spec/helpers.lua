@@ -181,6 +181,15 @@ function H.message_lines(text)
   return t
 end
 
+--- The lines of the log of mount m that contain `text` (plain text).
+function H.log_lines(m, text)
+  local t = {}
+  for line in m:log():gmatch("[^\n]+") do
+    if line:find(text, 1, true) then t[#t + 1] = line end
+  end
+  return t
+end
+
 --- Wait until the log of mount m has a line matching `pattern` (plain
 -- text); returns that line or nil.
 function H.log_line(m, text, timeout)

@@ -24,6 +24,19 @@ local function parse(line)
   error("unexpected line from the client: " .. line)
 end
 
+-- Reads the client's next report, which must be a wake-up with POLLIN
+-- before its timeout, and closes the client; returns the data line after
+-- the report when with_data.
+local function expect_wakeup(p, with_data)
+  local what, ev, ms = parse(p:read("l"))
+  local data = with_data and p:read("l")
+  p:close()
+  assert.are.equal("ready", what)
+  assert.are.equal(POLLIN, ev)
+  assert.is_true(ms < 9000, "returned after " .. ms .. " ms: no wake-up, only the timeout")
+  return data
+end
+
 describe("poll.lua", function()
   local fs = testing.mounted(H.example("poll.lua"), { once = true })
   local bin, client
@@ -76,14 +89,7 @@ describe("poll.lua", function()
     assert.is_true(ms >= 250, "returned after " .. ms .. " ms")
     assert.is_true(H.wait_until(function() return H.in_poll(pid) end, 10), "the second poll never waited")
     feed("hello")
-    local ev
-    what, ev, ms = parse(p:read("l"))
-    local data = p:read("l")
-    p:close()
-    assert.are.equal("ready", what)
-    assert.are.equal(POLLIN, ev)
-    assert.is_true(ms < 9000, "returned after " .. ms .. " ms: no wake-up, only the timeout")
-    assert.are.equal("data=hello", data)
+    assert.are.equal("data=hello", expect_wakeup(p, true))
   end)
 
   it("reports data queued before the poll at once, and not after it was read", function()
@@ -197,14 +203,7 @@ describe("poll.lua with a FIFO", function()
     local fd = H.check(sys.open(dir .. "/fifo", luafs.O_WRONLY))
     assert(sys.write(fd, "from the fifo"))
     sys.close(fd)
-    local ev
-    what, ev, ms = parse(p:read("l"))
-    local data = p:read("l")
-    p:close()
-    assert.are.equal("ready", what)
-    assert.are.equal(POLLIN, ev)
-    assert.is_true(ms < 9000, "returned after " .. ms .. " ms: no wake-up, only the timeout")
-    assert.are.equal("data=from the fifo", data)
+    assert.are.equal("data=from the fifo", expect_wakeup(p, true))
   end)
 end)
 
@@ -254,11 +253,7 @@ describe("luafs.PollHandle", function()
     local kept = run("return #S.kept")
     assert.is_true(kept >= 2, "handles kept: " .. kept)
     assert.is_true(run("S.ready = true; return S.kept[#S.kept]:notify()"))
-    local what, ev, ms = parse(p:read("l"))
-    p:close()
-    assert.are.equal("ready", what)
-    assert.are.equal(POLLIN, ev)
-    assert.is_true(ms < 9000, "returned after " .. ms .. " ms: no wake-up, only the timeout")
+    expect_wakeup(p)
   end)
 
   for _, mode in ipairs { "destroy", "close", "gc" } do

@@ -72,13 +72,7 @@ describe("hot reload", function()
   local function gen() return tonumber(read("gen")) end
 
   -- The lines of the log with text in them.
-  local function log_lines(text)
-    local t = {}
-    for line in m:log():gmatch("[^\n]+") do
-      if line:find(text, 1, true) then t[#t + 1] = line end
-    end
-    return t
-  end
+  local function log_lines(text) return H.log_lines(m, text) end
 
   local function wait_lines(text, n, timeout)
     return H.wait_until(function() return #log_lines(text) >= n end, timeout or 10)
