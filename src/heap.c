@@ -2,9 +2,7 @@
  * heap.c: the memory of one Lua state: a lua_Alloc over malloc that keeps
  * the account -o lua_memory caps.  An allocation over the cap fails, Lua
  * raises a memory error, and the call answers ENOMEM.  Shrinking and
- * freeing never fail, as Lua requires.  The allocator's user data is also
- * where udata.c finds the state's metatables (lua_getallocf reaches it
- * from any coroutine of the state).
+ * freeing never fail, as Lua requires.
  */
 #include "luafs.h"
 
@@ -13,7 +11,6 @@
 struct luafs_heap {
 	size_t used;		/* bytes Lua holds */
 	size_t limit;		/* 0: no cap */
-	struct luafs_metatables types;
 };
 
 void *luafs_heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -56,9 +53,4 @@ size_t luafs_heap_used(const struct luafs_heap *h)
 void luafs_heap_free(struct luafs_heap *h)
 {
 	free(h);
-}
-
-struct luafs_metatables *luafs_heap_metatables(void *ud)
-{
-	return &((struct luafs_heap *)ud)->types;
 }

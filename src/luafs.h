@@ -51,6 +51,7 @@ struct luafs_code {
 struct luafs_state {
 	lua_State *L;
 	struct luafs_heap *heap;	/* its memory (heap.c) */
+	struct luafs_extra *extra;	/* what its extra space points to */
 	int index;		/* position in the pool, -1: a scratch state */
 	struct luafs_code code;	/* what requests run */
 	struct luafs_code next;	/* a reload's, until it takes over */
@@ -111,7 +112,6 @@ struct luafs_heap *luafs_heap_new(void);
 void *luafs_heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void luafs_heap_limit(struct luafs_heap *h, size_t limit);
 size_t luafs_heap_used(const struct luafs_heap *h);
-struct luafs_metatables *luafs_heap_metatables(void *ud);
 void luafs_heap_free(struct luafs_heap *h);
 
 /* load.c: the script's text, loaded into a state; the modules beside it. */
@@ -315,13 +315,23 @@ struct luafs_type {
 	const char *name;	/* the metatable's __name */
 	enum luafs_type_id id;
 };
-/* A host state's metatables by type, kept beside its allocator. */
-struct luafs_metatables {
-	const void *mt[LUAFS_NTYPES];	/* their addresses */
-	int ref[LUAFS_NTYPES];		/* their registry references */
+/*
+ * What a host state's extra space (lua_getextraspace) points to: made
+ * with the state, so that it stays where it is when the pool's array of
+ * states moves at start-up, and reached from every coroutine, which Lua
+ * gives a copy of the extra space.  Only the host's states have one; the
+ * plain module runs in states that it did not make (luafs_in_host is 0).
+ */
+struct luafs_extra {
+	int number;			/* pool index + 1; 0: a scratch state */
+	const void *mt[LUAFS_NTYPES];	/* the metatables' addresses */
+	int ref[LUAFS_NTYPES];		/* and their registry references */
 };
-extern lua_Alloc luafs_host_alloc;
-extern struct luafs_metatables *(*luafs_host_metatables)(void *ud);
+extern int luafs_in_host;
+static inline struct luafs_extra *luafs_extra(lua_State *L)
+{
+	return *(struct luafs_extra **)lua_getextraspace(L);
+}
 int luafs_newmetatable(lua_State *L, const struct luafs_type *t);
 void luafs_setmetatable(lua_State *L, const struct luafs_type *t);
 void *luafs_testudata(lua_State *L, int idx, const struct luafs_type *t);

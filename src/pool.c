@@ -24,8 +24,10 @@ void luafs_state_close(struct luafs_state *s)
 	if (s->L != NULL)
 		lua_close(s->L);
 	luafs_heap_free(s->heap);
+	free(s->extra);
 	s->L = NULL;
 	s->heap = NULL;
+	s->extra = NULL;
 }
 
 /*
@@ -35,7 +37,7 @@ void luafs_state_close(struct luafs_state *s)
 int luafs_state_load(struct luafs_state *s, int index, int generation,
 		     lua_Hook hook, char **err)
 {
-	int i, number = index + 1;
+	int i;
 
 	s->index = index;
 	for (i = 0; i < OP_COUNT; i++)
@@ -43,18 +45,19 @@ int luafs_state_load(struct luafs_state *s, int index, int generation,
 	s->code.table = s->next.table = LUA_NOREF;
 	s->code.generation = generation;
 	s->next.generation = 0;
-	luafs_host_alloc = luafs_heap_alloc;
-	luafs_host_metatables = luafs_heap_metatables;
+	luafs_in_host = 1;
 	s->heap = luafs_heap_new();
-	s->L = s->heap ? lua_newstate(luafs_heap_alloc, s->heap) : NULL;
+	s->extra = calloc(1, sizeof(*s->extra));
+	s->L = s->heap && s->extra ?
+	       lua_newstate(luafs_heap_alloc, s->heap) : NULL;
 	if (s->L == NULL) {
-		luafs_heap_free(s->heap);
-		s->heap = NULL;
+		luafs_state_close(s);
 		*err = strdup("cannot create a Lua state: out of memory");
 		return -1;
 	}
+	s->extra->number = index + 1;
+	*(struct luafs_extra **)lua_getextraspace(s->L) = s->extra;
 	lua_atpanic(s->L, state_panic);
-	memcpy(lua_getextraspace(s->L), &number, sizeof(number));
 	if (hook != NULL)
 		lua_sethook(s->L, hook, LUA_MASKCOUNT, 10000);
 	lua_pushcfunction(s->L, luafs_script_load);
@@ -71,10 +74,8 @@ int luafs_state_load(struct luafs_state *s, int index, int generation,
 }
 
 /*
- * luafs.states() -> how many states serve, and which one this is: its
- * number, 0 for the scratch state that checks a reload, is kept in the
- * state's extra space, since the state's struct moves at start-up, and
- * every coroutine copies it.
+ * luafs.states() -> how many states serve, and which one this is (its
+ * struct luafs_extra's number, which any coroutine reaches).
  */
 int luafs_pool_states(lua_State *L)
 {
@@ -86,10 +87,7 @@ int luafs_pool_states(lua_State *L)
 /* The pool index of L's state, -1 for the scratch state. */
 int luafs_pool_index(lua_State *L)
 {
-	int number;
-
-	memcpy(&number, lua_getextraspace(L), sizeof(number));
-	return number - 1;
+	return luafs_extra(L)->number - 1;
 }
 
 /*
