@@ -6,8 +6,9 @@
  * luafs_call with read_buf_body.  luafs_call checks a Lua state out of the
  * pool (pool.c): the one that holds the file's handle, or any free one.
  * It then runs the body under one lua_pcall, with msghandler as the
- * message handler, as lua.c runs pmain: the body pushes the arguments (the
- * path, the size, the offset, a luafs.FileInfo), luafs_invoke calls the
+ * message handler, as lua.c runs pmain: the body, which finds the request
+ * in luafs_current, pushes the arguments (the path, the size, the offset,
+ * a luafs.FileInfo) above the script's function, luafs_invoke calls the
  * script's read_buf and tells a failure (-errno, or nil, message, errno)
  * from an answer, and the body turns the answer (a string or a
  * luafs.BufVec) into the struct fuse_bufvec that libfuse sends.  An error
@@ -69,19 +70,21 @@ static int msghandler(lua_State *L)
 /*
  * The three ways a callback fails: a negative errno, "nil, message, errno",
  * or a raised luafs.error (which msghandler passes on).  Returns 1 when
- * the results at first..first+n-1 are a failure, with c->result set, and
- * 0 when they are not; raises for a failure that carries no errno (a
- * negative number out of range, nil and a message alone).  Positive
- * numbers that are no count (2.5, 2^63) are left to the body's checks.
+ * the results at first, first + 1 and first + 2 are a failure, with
+ * c->result set, and 0 when they are not; raises for a failure that
+ * carries no errno (a negative number out of range, nil and a message
+ * alone).  Positive numbers that are no count (2.5, 2^63) are left to the
+ * body's checks.
  */
-static int failure(lua_State *L, struct luafs_call *c, int first, int n)
+static int failure(lua_State *L, struct luafs_call *c, int first)
 {
 	lua_Integer e;
-	int isint = 0;
+	int isint = 0, type = lua_type(L, first);
 
-	if (n == 0)
+	/* Only a number, nil or a boolean may begin a failure. */
+	if (type != LUA_TNUMBER && type != LUA_TNIL && type != LUA_TBOOLEAN)
 		return 0;
-	if (lua_type(L, first) == LUA_TNUMBER) {
+	if (type == LUA_TNUMBER) {
 		if (!(lua_tonumber(L, first) < 0))
 			return 0;
 		e = lua_tointegerx(L, first, &isint);
@@ -94,15 +97,15 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 		c->result = (int)e;
 		return 1;
 	}
-	if (lua_toboolean(L, first) || n < 2 || lua_isnil(L, first + 1))
+	if (lua_toboolean(L, first) || lua_isnil(L, first + 1))
 		return 0;
 	/* lua_tointegerx alone would also take the string "13". */
-	e = n >= 3 && lua_type(L, first + 2) == LUA_TNUMBER ?
+	e = lua_type(L, first + 2) == LUA_TNUMBER ?
 	    lua_tointegerx(L, first + 2, &isint) : 0;
 	if (!isint || !luafs_valid_errno(e)) {
 		const char *msg = luaL_tolstring(L, first + 1, NULL);
 
-		if (n >= 3 && !lua_isnil(L, first + 2))
+		if (!lua_isnil(L, first + 2))
 			return luaL_error(L, "%s failed with \"%s\" and errno "
 					  "%s, which is no errno (1 to 511)",
 					  call_name(c), msg,
@@ -119,23 +122,17 @@ static int failure(lua_State *L, struct luafs_call *c, int first, int n)
 }
 
 /*
- * In a body, with the script's function at index 2 and the arguments the
- * body pushed above it: calls the function.  Returns how many values it
- * returned, which start at LUAFS_FIRST_RESULT, with nil added up to want;
- * or -1 when they are a failure, with c->result set.
+ * In a body, with the script's function at index 1 and the arguments the
+ * body pushed above it: calls the function, and leaves its first three
+ * results (a failure's three values, more than any answer has) from
+ * LUAFS_FIRST_RESULT on, nil for those it did not return.  Returns 0, or
+ * -1 when they are a failure, with c->result set.
  */
-int luafs_invoke(lua_State *L, struct luafs_call *c, int want)
+int luafs_invoke(lua_State *L, struct luafs_call *c)
 {
-	int n;
-
-	lua_call(L, lua_gettop(L) - 2, LUA_MULTRET);
+	lua_call(L, lua_gettop(L) - 1, 3);
 	c->answered = 1;
-	n = lua_gettop(L) - 1;
-	if (failure(L, c, LUAFS_FIRST_RESULT, n))
-		return -1;
-	if (n < want)
-		lua_settop(L, 1 + want);
-	return n;
+	return failure(L, c, LUAFS_FIRST_RESULT) ? -1 : 0;
 }
 
 /*
@@ -353,9 +350,8 @@ int luafs_call(struct luafs_call *c, lua_CFunction body)
 	} else {
 		lua_pushcfunction(L, msghandler);
 		lua_pushcfunction(L, body);
-		lua_pushlightuserdata(L, c);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-		status = lua_pcall(L, 2, 0, 1);
+		status = lua_pcall(L, 1, 0, 1);
 	}
 	expire_lent(L, c);
 	if (luafs_host.call_timeout > 0)

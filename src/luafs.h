@@ -164,9 +164,9 @@ struct luafs_call {
 	void **lent[LUAFS_MAX_LENT];	/* cleared when the call ends */
 };
 /* Where a body finds the first value that the script returned. */
-#define LUAFS_FIRST_RESULT 2
+#define LUAFS_FIRST_RESULT 1
 int luafs_call(struct luafs_call *c, lua_CFunction body);
-int luafs_invoke(lua_State *L, struct luafs_call *c, int want);
+int luafs_invoke(lua_State *L, struct luafs_call *c);
 void luafs_lend(lua_State *L, struct luafs_call *c, void **slot);
 int luafs_hook_error(lua_State *L, const char *msg);
 #define LUAFS_XSTR(x) #x
@@ -342,6 +342,7 @@ int luaopen_luafs(lua_State *L);
 void luafs_set_generation(lua_State *L, int generation);
 void luafs_set_private(lua_State *L, int idx);
 void luafs_push_private(lua_State *L);
+/* The call this thread runs (luafs_call sets it): a body's request. */
 extern __thread struct luafs_call *luafs_current;
 
 #endif

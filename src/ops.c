@@ -19,12 +19,6 @@
 
 #define FIRST LUAFS_FIRST_RESULT
 
-/* The request a body serves: the light userdata luafs_call passed. */
-static struct luafs_call *request(lua_State *L)
-{
-	return lua_touserdata(L, 1);
-}
-
 static void push_path(lua_State *L, const char *path)
 {
 	if (path)
@@ -104,7 +98,7 @@ static void describe_ints(const struct luafs_call *c, char *out, size_t size)
 
 static int ints_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct int_args *a = c->args;
 	int i, pos = 1;
 
@@ -115,7 +109,7 @@ static int ints_body(lua_State *L)
 		if (i < a->nints)
 			lua_pushinteger(L, a->ints[i]);
 	}
-	luafs_invoke(L, c, 0);
+	luafs_invoke(L, c);
 	return 0;
 }
 
@@ -140,7 +134,7 @@ struct names_args {
 
 static int names_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct names_args *a = c->args;
 
 	if (a->before)
@@ -150,7 +144,7 @@ static int names_body(lua_State *L)
 		lua_pushstring(L, a->name);
 	if (a->has_flags)
 		lua_pushinteger(L, a->flags);
-	luafs_invoke(L, c, 0);
+	luafs_invoke(L, c);
 	return 0;
 }
 
@@ -219,12 +213,12 @@ static void check_kernel_stat(lua_State *L, const struct stat *st)
 
 static int getattr_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct stat *st = c->args;
 
 	push_path(L, c->path);
 	luafs_fileinfo_push(L, c, c->fi, 0);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	luafs_check_stat(L, FIRST, st);
 	check_kernel_stat(L, st);
@@ -250,14 +244,14 @@ struct readlink_args {
 
 static int readlink_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct readlink_args *a = c->args;
 	const char *s;
 	size_t len;
 
 	push_path(L, c->path);
 	lua_pushinteger(L, (lua_Integer)a->size);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	s = check_string(L, c, FIRST, &len);
 	if (len >= a->size)
@@ -384,14 +378,14 @@ struct open_args {
 
 static int open_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct open_args *a = c->args;
 
 	push_path(L, c->path);
 	if (a->has_mode)
 		lua_pushinteger(L, a->mode);
 	luafs_fileinfo_push(L, c, c->fi, 1);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	if (!lua_isnil(L, FIRST))
 		luafs_handle_set(L, c->st, c->fi, FIRST, 1);
@@ -471,13 +465,13 @@ static void describe_read(const struct luafs_call *c, char *out, size_t size)
 
 static int read_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct read_args *a = c->args;
 	const char *s;
 	size_t len;
 
 	push_read(L, c);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	s = check_string(L, c, FIRST, &len);
 	if (len > a->size)
@@ -502,11 +496,11 @@ static int op_read(const char *path, char *buf, size_t size, off_t offset,
 
 static int read_buf_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct read_args *a = c->args;
 
 	push_read(L, c);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	*a->bufp = luafs_bufvec_take(L, FIRST, a->size);
 	return 0;
@@ -544,7 +538,7 @@ static void describe_write(const struct luafs_call *c, char *out,
 
 static int write_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct write_args *a = c->args;
 
 	push_path(L, c->path);
@@ -554,7 +548,7 @@ static int write_body(lua_State *L)
 		lua_pushlstring(L, a->data, a->size);
 	lua_pushinteger(L, a->offset);
 	luafs_fileinfo_push(L, c, c->fi, 0);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	c->result = (int)check_count(L, c, FIRST, (lua_Integer)a->size);
 	return 0;
@@ -586,10 +580,10 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 
 static int statfs_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 
 	push_path(L, c->path);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	luafs_check_statvfs(L, FIRST, c->args);
 	return 0;
@@ -659,14 +653,14 @@ static void describe_xattr(const struct luafs_call *c, char *out,
 
 static int setxattr_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct xattr_args *a = c->args;
 
 	push_path(L, c->path);
 	lua_pushstring(L, a->name);
 	lua_pushlstring(L, a->value, a->size);
 	lua_pushinteger(L, a->flags);
-	luafs_invoke(L, c, 0);
+	luafs_invoke(L, c);
 	return 0;
 }
 
@@ -697,14 +691,14 @@ static int copy_sized(struct xattr_args *a, const char *s, size_t len)
 
 static int getxattr_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct xattr_args *a = c->args;
 	const char *s;
 	size_t len;
 
 	push_path(L, c->path);
 	lua_pushstring(L, a->name);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	s = check_string(L, c, FIRST, &len);
 	c->result = copy_sized(a, s, len);
@@ -725,14 +719,14 @@ static int op_getxattr(const char *path, const char *name, char *value,
 
 static int listxattr_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	lua_Integer i, count;
 	luaL_Buffer b;
 	const char *s;
 	size_t len;
 
 	push_path(L, c->path);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	if (!lua_istable(L, FIRST))
 		luaL_error(L, "listxattr must return an array of names, got %s",
@@ -862,7 +856,7 @@ static int fill_entry(lua_State *L, struct readdir_args *a, int idx)
  */
 static int readdir_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct readdir_args *a = c->args;
 	lua_Integer i, count;
 	struct luafs_dir *dir;
@@ -871,7 +865,7 @@ static int readdir_body(lua_State *L)
 	lua_pushinteger(L, a->offset);
 	luafs_fileinfo_push(L, c, c->fi, 0);
 	lua_pushinteger(L, a->flags);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	if ((dir = luafs_test_dir(L, FIRST)) != NULL) {
 		c->result = luafs_dir_fill(dir, a->buf, a->filler, a->offset,
@@ -937,7 +931,7 @@ struct lock_args {
 /* F_GETLK answers with the lock table describing the conflicting lock. */
 static int lock_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct lock_args *a = c->args;
 	struct flock *lk = a->lk;
 
@@ -945,7 +939,7 @@ static int lock_body(lua_State *L)
 	luafs_fileinfo_push(L, c, c->fi, 0);
 	lua_pushinteger(L, a->cmd);
 	luafs_push_flock(L, lk, 0);
-	if (luafs_invoke(L, c, 1) < 0 || a->cmd != F_GETLK)
+	if (luafs_invoke(L, c) < 0 || a->cmd != F_GETLK)
 		return 0;
 	if (!lua_istable(L, FIRST))
 		luaL_error(L, "lock must return a lock table for F_GETLK, "
@@ -1006,7 +1000,7 @@ struct copy_args {
 
 static int copy_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct copy_args *a = c->args;
 
 	push_path(L, c->path);
@@ -1017,7 +1011,7 @@ static int copy_body(lua_State *L)
 	lua_pushinteger(L, a->off_out);
 	lua_pushinteger(L, (lua_Integer)a->len);
 	lua_pushinteger(L, a->flags);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	c->result = (int)check_count(L, c, FIRST, (lua_Integer)a->len);
 	return 0;
@@ -1054,14 +1048,14 @@ struct lseek_args {
 
 static int lseek_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct lseek_args *a = c->args;
 
 	push_path(L, c->path);
 	lua_pushinteger(L, a->offset);
 	lua_pushinteger(L, a->whence);
 	luafs_fileinfo_push(L, c, c->fi, 0);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	a->result = (off_t)check_count(L, c, FIRST, INT64_MAX);
 	return 0;
@@ -1096,13 +1090,13 @@ struct bmap_args {
 
 static int bmap_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct bmap_args *a = c->args;
 
 	push_path(L, c->path);
 	lua_pushinteger(L, (lua_Integer)a->blocksize);
 	lua_pushinteger(L, (lua_Integer)*a->idx);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	*a->idx = (uint64_t)check_count(L, c, FIRST, INT64_MAX);
 	return 0;
@@ -1129,7 +1123,7 @@ struct ioctl_args {
 /* ioctl returns its result, then the output data for _IOC_READ commands. */
 static int ioctl_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct ioctl_args *a = c->args;
 	lua_Integer res = 0;
 	const char *s;
@@ -1145,7 +1139,7 @@ static int ioctl_body(lua_State *L)
 		lua_pushlstring(L, a->data, a->in);
 	else
 		lua_pushnil(L);
-	if ((n = luafs_invoke(L, c, 2)) < 0)
+	if ((n = luafs_invoke(L, c)) < 0)
 		return 0;
 	if (!lua_isnil(L, FIRST))
 		res = check_count(L, c, FIRST, INT32_MAX);
@@ -1192,14 +1186,14 @@ struct poll_args {
 
 static int poll_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct poll_args *a = c->args;
 
 	push_path(L, c->path);
 	luafs_fileinfo_push(L, c, c->fi, 0);
 	luafs_pollhandle_push(L, a->ph);
 	a->ph = NULL;
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	*a->reventsp = (unsigned)check_count(L, c, FIRST, UINT32_MAX);
 	return 0;
@@ -1229,12 +1223,12 @@ struct init_args {
 /* Whatever init returns first becomes the state's private value. */
 static int init_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 	struct init_args *a = c->args;
 
 	luafs_conn_push(L, a->conn);
 	luafs_config_push(L, a->cfg);
-	if (luafs_invoke(L, c, 1) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	luafs_set_private(L, FIRST);
 	return 0;
@@ -1300,10 +1294,10 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 
 static int destroy_body(lua_State *L)
 {
-	struct luafs_call *c = request(L);
+	struct luafs_call *c = luafs_current;
 
 	luafs_push_private(L);
-	luafs_invoke(L, c, 0);
+	luafs_invoke(L, c);
 	return 0;
 }
 

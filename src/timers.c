@@ -167,7 +167,7 @@ static void push_ready(lua_State *L, const struct job *j, uint32_t ready)
  */
 static int run_body(lua_State *L)
 {
-	struct luafs_call *c = lua_touserdata(L, 1);
+	struct luafs_call *c = luafs_current;
 	struct run_args *a = c->args;
 	struct job *j;
 	int ref = LUA_NOREF, once = 0, nargs = 1, watch = 0;
