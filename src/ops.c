@@ -1128,7 +1128,6 @@ static int ioctl_body(lua_State *L)
 	lua_Integer res = 0;
 	const char *s;
 	size_t len;
-	int n;
 
 	push_path(L, c->path);
 	lua_pushinteger(L, a->cmd);
@@ -1139,7 +1138,7 @@ static int ioctl_body(lua_State *L)
 		lua_pushlstring(L, a->data, a->in);
 	else
 		lua_pushnil(L);
-	if ((n = luafs_invoke(L, c)) < 0)
+	if (luafs_invoke(L, c) < 0)
 		return 0;
 	if (!lua_isnil(L, FIRST))
 		res = check_count(L, c, FIRST, INT32_MAX);
