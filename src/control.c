@@ -60,11 +60,17 @@ static int allowed(int fd)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
+/*
+ * A peer that went away is no signal: the host refuses a user by closing
+ * the connection at once, maybe before `luafs --stats` has written its
+ * command, which must then go on to say why.
+ */
 static void write_all(int fd, const char *p, size_t n)
 {
 	ssize_t w;
 
-	while (n > 0 && ((w = write(fd, p, n)) > 0 || errno == EINTR))
+	while (n > 0 &&
+	       ((w = send(fd, p, n, MSG_NOSIGNAL)) > 0 || errno == EINTR))
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
